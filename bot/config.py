@@ -1,0 +1,192 @@
+"""Settings from the environment (``.env``) and the YAML care configuration.
+
+``Settings`` holds process settings and secrets; ``CareConfig`` the business
+configuration (brands, departments, routing, sample terms, SLA). Both are built
+once in the entry point and passed down. Errors name the setting and never echo
+a secret's value.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.domain import LANGUAGES, Category
+from bot.errors import ConfigError
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+PLACEHOLDERS = {"changeme", "change-me", "xoxb-your-token", "secret", "todo", "xxx"}
+
+
+class Settings(BaseSettings):
+    """Process settings, read from the environment and ``.env``."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    database_url: str = "sqlite:///carebot.db"
+    carebot_config: Path | None = None
+    ingest_token: SecretStr | None = None
+    carebot_model: str = "default"
+    carebot_env: str = "production"
+    carebot_log_level: str = "INFO"
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url_ends_with_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        if value.startswith("postgres:"):
+            value = "postgresql" + value[len("postgres") :]
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value[len("postgresql://") :]
+        return value
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> Settings:
+        if self.carebot_env == "development":
+            return self
+        for name in ("slack_bot_token", "slack_signing_secret", "slack_app_token", "ingest_token"):
+            secret = getattr(self, name)
+            if secret is not None and secret.get_secret_value().strip().lower() in PLACEHOLDERS:
+                raise ValueError(f"{name.upper()} is a placeholder; set the real value")
+        return self
+
+    def require(self, *names: str) -> None:
+        """Raise ``ConfigError`` naming every one of ``names`` that is unset."""
+        missing = [n.upper() for n in names if getattr(self, n) in (None, "")]
+        if missing:
+            raise ConfigError(f"missing setting(s): {', '.join(missing)} (environment or .env)")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build ``Settings``, turning validation errors into one readable ``ConfigError``."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, upper=True)) from None
+
+
+class Department(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: str = Field(min_length=1)
+    label: str | None = None
+
+
+class ClassificationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float = Field(default=0.6, ge=0.0, le=1.0)
+
+
+class Brand(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    queries: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=lambda: list(LANGUAGES))
+
+
+class CareConfig(BaseModel):
+    """The business configuration (``CAREBOT_CONFIG`` YAML)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str = "UTC"
+    brands: list[Brand] = Field(default_factory=list)
+    departments: dict[str, Department]
+    routing: dict[Category, str | None]
+    triage_channel: str = Field(min_length=1)
+    classification: ClassificationConfig = Field(default_factory=ClassificationConfig)
+    sample_terms: dict[Category, dict[str, list[str]]] = Field(default_factory=dict)
+    sla_minutes: dict[Category, int] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _routes_to_known_departments(self) -> CareConfig:
+        for category, department in self.routing.items():
+            if department is not None and department not in self.departments:
+                raise ValueError(
+                    f"routing.{category.value} names department {department!r}, "
+                    f"which is not under departments"
+                )
+        return self
+
+    def channel_for(self, category: Category) -> str | None:
+        """The channel a category routes to, or ``None`` when it is not posted."""
+        department = self.routing.get(category)
+        return None if department is None else self.departments[department].channel
+
+    def department_for_channel(self, channel: str) -> str | None:
+        for name, department in self.departments.items():
+            if department.channel == channel:
+                return name
+        return None
+
+
+DEFAULT_CONFIG_RESOURCE = "default_config.yml"
+
+
+def load_care_config(path: Path | None) -> CareConfig:
+    """Load the YAML care configuration, or the shipped default when ``path`` is ``None``."""
+    if path is None:
+        text = resources.files("bot.data").joinpath(DEFAULT_CONFIG_RESOURCE).read_text("utf-8")
+        where = "the built-in default config"
+    else:
+        try:
+            text = Path(path).read_text("utf-8")
+        except OSError as exc:
+            raise ConfigError(f"CAREBOT_CONFIG: cannot read {path}: {exc.strerror}") from None
+        where = f"CAREBOT_CONFIG ({path})"
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level")
+    try:
+        return CareConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {_describe(exc)}") from None
+
+
+def _describe(exc: ValidationError, *, upper: bool = False) -> str:
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in error["loc"]) or "(root)"
+        parts.append(f"{loc.upper() if upper else loc}: {error['msg']}")
+    return "; ".join(parts)
