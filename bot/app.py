@@ -1,0 +1,190 @@
+"""The app factory: one Bolt app, the ASGI server around it, the workers.
+
+Everything is built here from ``Settings`` and passed down; nothing is global.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.classify import Classifier
+from bot.config import CareConfig, Settings, load_care_config
+from bot.errors import InvalidInput
+from bot.services import Clock, Services, utc_clock
+from bot.services.delivery import Delivery
+from bot.services.ingest import parse_ingest_body
+from bot.workers import Worker, Workers
+from handlers import register_all
+from handlers.outbox import ChannelPacer, SlackDeliverer
+from storage.db import Engine, make_engine, migrate
+
+log = logging.getLogger(__name__)
+
+MAX_INGEST_BYTES = 5 * 1024 * 1024
+
+
+def default_classifier(settings: Settings, config: CareConfig) -> Classifier:
+    """The classification engine the settings ask for (rules + model)."""
+    from bot.classify.factory import build_classifier
+
+    return build_classifier(config, model=settings.carebot_model)
+
+
+def replica_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    config: CareConfig
+    engine: Engine
+    services: Services
+    bolt: App
+    workers: Workers
+    deliverer: SlackDeliverer
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    config: CareConfig | None = None,
+    classifier: Classifier | None = None,
+    clock: Clock = utc_clock,
+    engine: Engine | None = None,
+    pacer: ChannelPacer | None = None,
+    poll: float = 1.0,
+) -> Runtime:
+    """Wire the whole bot. ``settings.require`` has been checked by the caller."""
+    config = config or load_care_config(settings.carebot_config)
+    engine = engine or make_engine(settings.database_url)
+    migrate(engine)
+    if classifier is None:
+        classifier = default_classifier(settings, config)
+    workers = Workers()
+    services = Services(engine=engine, config=config, classifier=classifier, clock=clock,
+                        notify=workers.notify)
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    signing = (settings.slack_signing_secret.get_secret_value()
+               if settings.slack_signing_secret else None)
+    # Listener-side calls (ephemeral replies) retry briefly on 429/5xx.
+    bolt_client = WebClient(token=token, base_url=settings.slack_api_url, timeout=10,
+                            retry_handlers=[ConnectionErrorRetryHandler(),
+                                            RateLimitErrorRetryHandler(max_retry_count=1),
+                                            ServerErrorRetryHandler(max_retry_count=1)])
+    bolt = App(client=bolt_client, signing_secret=signing, token_verification_enabled=False,
+               process_before_response=False)
+    register_all(bolt, services)
+    # The outbox owns its retry policy (durable, paced): no hidden retries below it.
+    outbox_client = WebClient(token=token, base_url=settings.slack_api_url, timeout=10,
+                              retry_handlers=[])
+    owner = replica_id()
+    deliverer = SlackDeliverer(Delivery(services, owner=owner), outbox_client,
+                               pacer=pacer or ChannelPacer())
+    workers.add("pipeline", Worker("pipeline", lambda: len(services.route_pending(owner=owner)),
+                                   poll=poll))
+    workers.add("outbox", Worker("outbox", deliverer.run_once, poll=poll,
+                                 idle_wait=deliverer.pacer.wait_hint))
+    return Runtime(settings=settings, config=config, engine=engine, services=services,
+                   bolt=bolt, workers=workers, deliverer=deliverer)
+
+
+def create_asgi(runtime: Runtime, *, start_workers: bool = True) -> Starlette:
+    """The HTTP surface: Slack events, ingest, health."""
+    settings = runtime.settings
+    ingest_token = settings.ingest_token.get_secret_value() if settings.ingest_token else None
+
+    async def slack_events(request: Request) -> Response:
+        body = await request.body()
+        try:
+            text_body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return JSONResponse({"error": "body is not UTF-8"}, status_code=400)
+        bolt_request = BoltRequest(body=text_body, query=str(request.query_params),
+                                   headers=dict(request.headers))
+        # Bolt's App is synchronous: dispatch in the thread pool so the event
+        # loop keeps serving other requests while a listener runs.
+        bolt_response: BoltResponse = await run_in_threadpool(runtime.bolt.dispatch,
+                                                              bolt_request)
+        return Response(status_code=bolt_response.status, content=bolt_response.body,
+                        headers=bolt_response.first_headers_without_set_cookie())
+
+    async def ingest(request: Request) -> Response:
+        if ingest_token is None:
+            return JSONResponse({"error": "ingest is disabled: INGEST_TOKEN is not set"},
+                                status_code=503)
+        auth = request.headers.get("authorization", "")
+        scheme, _, given = auth.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
+                                                                 ingest_token.encode()):
+            return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        body = await request.body()
+        if len(body) > MAX_INGEST_BYTES:
+            return JSONResponse({"error": f"body over {MAX_INGEST_BYTES} bytes"},
+                                status_code=413)
+        try:
+            items = parse_ingest_body(body)
+        except InvalidInput as exc:
+            return JSONResponse({"error": "invalid mention(s)",
+                                 "detail": getattr(exc, "errors", [])}, status_code=422)
+        result = await run_in_threadpool(runtime.services.ingest, items)
+        return JSONResponse({"accepted": len(result.new_ids), "duplicates": result.duplicates,
+                             "ids": result.new_ids}, status_code=202)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        def check() -> None:
+            with runtime.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+
+        try:
+            await run_in_threadpool(check)
+        except Exception as exc:  # noqa: BLE001 - report, never crash the probe
+            return JSONResponse({"status": "unavailable", "database": type(exc).__name__},
+                                status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if start_workers:
+            runtime.workers.start()
+        try:
+            yield
+        finally:
+            runtime.workers.stop()
+
+    routes = [
+        Route("/slack/events", slack_events, methods=["POST"]),
+        Route("/ingest", ingest, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def dumps(value: object) -> str:  # pragma: no cover - used by the CLI
+    return json.dumps(value, ensure_ascii=False, default=str)

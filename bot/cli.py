@@ -1,0 +1,133 @@
+"""The ``carebot`` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.config import Settings, load_settings
+from bot.errors import CarebotError
+
+log = logging.getLogger("carebot")
+
+
+def _settings(**overrides: Any) -> Settings:
+    return load_settings(**overrides)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+@click.group()
+@click.version_option(package_name="carebot")
+def main() -> None:
+    """carebot: social customer care inside Slack."""
+
+
+@main.command()
+@click.option("--socket", is_flag=True, help="Use Socket Mode (needs SLACK_APP_TOKEN).")
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", default=3000, show_default=True, type=int)
+def run(socket: bool, host: str, port: int) -> None:
+    """Run the bot: HTTP endpoint (default) or Socket Mode."""
+    from bot.app import build_runtime, create_asgi
+
+    settings = _settings()
+    _setup_logging(settings.carebot_log_level)
+    settings.require("slack_bot_token", "ingest_token")
+    if socket:
+        settings.require("slack_app_token")
+    else:
+        settings.require("slack_signing_secret")
+    runtime = build_runtime(settings)
+    asgi = create_asgi(runtime)
+    if socket:
+        import threading
+
+        import uvicorn
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        assert settings.slack_app_token is not None
+        # The ingest endpoint and health checks still listen over HTTP.
+        server = uvicorn.Server(uvicorn.Config(asgi, host=host, port=port, log_level="warning"))
+        threading.Thread(target=server.run, name="carebot-http", daemon=True).start()
+        SocketModeHandler(runtime.bolt, settings.slack_app_token.get_secret_value()).start()
+        return
+    import uvicorn
+
+    uvicorn.run(asgi, host=host, port=port, log_level="info", access_log=False)
+
+
+@main.command(name="import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_cmd(file: Path) -> None:
+    """Import mentions from a CSV or JSONL FILE (posted by the running bot)."""
+    from bot.importer import read_mentions
+    from bot.services import Services
+    from storage.db import make_engine, migrate
+
+    settings = _settings()
+    _setup_logging(settings.carebot_log_level)
+    items, problems = read_mentions(file)
+    for problem in problems:
+        click.echo(f"skipped {problem}", err=True)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    from bot.config import load_care_config
+
+    services = Services(engine=engine, config=load_care_config(settings.carebot_config),
+                        classifier=_no_classifier())
+    result = services.ingest(items)
+    click.echo(f"imported {len(result.new_ids)} new mention(s), {result.duplicates} already "
+               f"stored, {len(problems)} invalid row(s) skipped")
+    if problems and not items:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--database-url", default="sqlite:///carebot-demo.db", show_default=True,
+              help="Where the demo stores its mentions (recreated each run).")
+@click.option("--model", default=None, help="Classifier: 'default' (rules + model) or 'rules'.")
+def demo(database_url: str, model: str | None) -> None:
+    """Run the real pipeline over shipped sample mentions and show the cards."""
+    from bot.demo import run_demo
+
+    run_demo(database_url=database_url, model=model)
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply migrations to DATABASE_URL."""
+    from storage.db import make_engine, migrate
+
+    migrate(make_engine(_settings().database_url))
+    click.echo("schema is up to date")
+
+
+def _no_classifier() -> Any:
+    from bot.classify.rules import RulesClassifier
+
+    return RulesClassifier({})
+
+
+def entrypoint() -> None:
+    try:
+        main(standalone_mode=True)
+    except CarebotError as exc:
+        click.echo(f"carebot: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entrypoint()

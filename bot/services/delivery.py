@@ -1,0 +1,106 @@
+"""Outbox use cases for the Slack deliverer: lease, render inputs, outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.services.core import Services
+from bot.views import CardView
+from storage import audit, outbox
+from storage.db import session_scope
+
+#: Transient failures are retried with capped exponential backoff; a row that
+#: has failed this often is parked (kept, alerted, skipped) so it cannot block
+#: the queue.
+MAX_ATTEMPTS = 12
+#: Permanent failures (Slack said no: channel_not_found, invalid_blocks, ...)
+#: are parked sooner.
+MAX_PERMANENT_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxTask:
+    id: int
+    kind: str
+    channel: str
+    attempts: int
+    priority: int
+    mention_id: int | None = None
+    ts: str | None = None
+    card: CardView | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+class Delivery:
+    """Leases outbox work and records how each attempt went."""
+
+    def __init__(self, services: Services, *, owner: str, lease: timedelta = timedelta(seconds=60)):
+        self.services = services
+        self.owner = owner
+        self.lease = lease
+
+    def lease_due(self, *, limit: int, skip_channels: Collection[str] = ()) -> list[OutboxTask]:
+        now = self.services.clock()
+        tasks: list[OutboxTask] = []
+        with session_scope(self.services.engine) as session:
+            items = outbox.lease_due(session=session, owner=self.owner, now=now,
+                                     lease=self.lease, limit=limit, skip_channels=skip_channels)
+            for item in items:
+                ts = None
+                card = None
+                if item.kind in (outbox.POST_CARD, outbox.UPDATE_CARD):
+                    post = outbox.get_post(session=session, post_id=item.post_id or -1)
+                    ts = post.ts if post else None
+                    card = self.services.card_view_in(session, item.mention_id or -1)
+                tasks.append(OutboxTask(id=item.id or 0, kind=item.kind, channel=item.channel,
+                                        attempts=item.attempts, priority=item.priority,
+                                        mention_id=item.mention_id, ts=ts, card=card,
+                                        payload=dict(item.payload)))
+        return tasks
+
+    def succeeded(self, task: OutboxTask, *, ts: str | None) -> bool:
+        now = self.services.clock()
+        with session_scope(self.services.engine) as session:
+            done = outbox.mark_sent(session=session, item_id=task.id, owner=self.owner, now=now,
+                                    ts=ts)
+            if done and task.kind == outbox.POST_CARD:
+                audit.record(session=session, actor="carebot", action="posted",
+                             mention_id=task.mention_id, now=now,
+                             detail={"channel": task.channel, "ts": ts})
+        return done
+
+    def failed(
+        self, task: OutboxTask, *, error: str, retry_after: float | None, permanent: bool
+    ) -> str:
+        """Record a failed attempt. Returns ``"retry"`` or ``"parked"``.
+
+        ``retry_after`` (Slack's 429 header) is honoured exactly and does not
+        count as an attempt: rate limiting is pacing, not failure.
+        """
+        now = self.services.clock()
+        limit = MAX_PERMANENT_ATTEMPTS if permanent else MAX_ATTEMPTS
+        with session_scope(self.services.engine) as session:
+            if retry_after is not None:
+                outbox.mark_retry(session=session, item_id=task.id, owner=self.owner,
+                                  retry_at=now + timedelta(seconds=retry_after), error=error,
+                                  refund=True)
+                return "retry"
+            if task.attempts >= limit:
+                outbox.mark_parked(session=session, item_id=task.id, owner=self.owner,
+                                   error=error)
+                audit.record(session=session, actor="carebot", action="outbox_parked",
+                             mention_id=task.mention_id, now=now,
+                             detail={"outbox_id": task.id, "kind": task.kind, "error": error})
+                return "parked"
+            delay = min(2.0 ** (task.attempts - 1), 300.0)
+            outbox.mark_retry(session=session, item_id=task.id, owner=self.owner,
+                              retry_at=now + timedelta(seconds=delay), error=error, refund=False)
+            return "retry"
+
+    def next_due(self) -> datetime | None:
+        with session_scope(self.services.engine) as session:
+            return outbox.next_due(session=session)
+

@@ -1,0 +1,16 @@
+"""Slack listeners and Block Kit rendering. Each module exposes ``register(app, services)``."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.services import Services
+
+
+def register_all(app: App, services: Services) -> None:
+    from handlers import actions, commands, errors, events
+
+    errors.register(app, services)
+    actions.register(app, services)
+    commands.register(app, services)
+    events.register(app, services)

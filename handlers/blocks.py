@@ -1,0 +1,138 @@
+"""Block Kit rendering: pure functions from view-models to blocks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.views import CardView
+from handlers.ids import CardAction, CardRef
+
+MAX_BLOCKS = 50
+MAX_SECTION = 3000
+
+CATEGORY_EMOJI = {
+    "case": ":sos:",
+    "query": ":question:",
+    "rant": ":rage:",
+    "rave": ":heart:",
+    "lead": ":moneybag:",
+    "rfe": ":bulb:",
+    "fraud": ":rotating_light:",
+    "noise": ":zzz:",
+}
+SENTIMENT_EMOJI = {"negative": ":slightly_frowning_face:", "neutral": ":neutral_face:",
+                   "positive": ":slightly_smiling_face:"}
+
+
+def escape(text: str) -> str:
+    """Escape Slack's control characters so customer text cannot ping or link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def slack_date(when: datetime, fmt: str = "{date_short_pretty} {time}") -> str:
+    """A date that Slack shows in each reader's own timezone."""
+    fallback = when.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(when.timestamp())}^{fmt}|{fallback}>"
+
+
+def human_count(value: int) -> str:
+    if value >= 1_000_000:
+        return f"{value / 1_000_000:.1f}M"
+    if value >= 10_000:
+        return f"{value / 1_000:.0f}k"
+    if value >= 1_000:
+        return f"{value / 1_000:.1f}k"
+    return str(value)
+
+
+def card_fallback_text(view: CardView) -> str:
+    """Notification text (also what screen readers announce)."""
+    label = view.category or "unclassified"
+    prefix = "[triage] " if view.triage else ""
+    return truncate(f"{prefix}[{label}] @{view.author}: {view.text}", 300)
+
+
+def render_card(view: CardView, *, channel: str | None = None) -> list[Block]:
+    """The mention card, in the variant its state calls for.
+
+    ``channel`` is where this copy of the card lives; when the mention has
+    moved elsewhere (reclassified), the copy points there and has no buttons.
+    """
+    if channel and view.moved_to_channel and view.moved_to_channel != channel:
+        return check_message(render_moved(view))
+    category = view.category or "unclassified"
+    emoji = CATEGORY_EMOJI.get(category, ":speech_balloon:")
+    confidence = f"{view.confidence:.0%}" if view.confidence is not None else "?"
+    if view.triage:
+        headline = (f":mag: *Needs triage* — best guess {emoji} *{category}* "
+                    f"({confidence}, {view.method or 'unknown'})")
+    else:
+        headline = (f"{emoji} *{category.upper()}* → {escape(view.department_label or '-')}"
+                    f"  ·  {confidence} ({view.method or 'unknown'})")
+    author = f"*@{escape(view.author)}*"
+    if view.author_reach is not None:
+        author += f"  ·  {human_count(view.author_reach)} followers"
+    quote = "\n".join("> " + line for line in escape(view.text).splitlines() or [""])
+    body = truncate(f"{author}\n{quote}", MAX_SECTION)
+
+    meta: list[str] = [f"*{escape(view.source)}*"]
+    if view.url:
+        meta.append(f"<{view.url}|open original>")
+    meta.append(f"lang `{view.lang or '?'}`")
+    if view.sentiment:
+        score = f" {view.sentiment_score:+.2f}" if view.sentiment_score is not None else ""
+        meta.append(f"{SENTIMENT_EMOJI.get(view.sentiment, '')} {view.sentiment}{score}")
+    published = view.published_at or view.ingested_at
+    meta.append("published " + slack_date(published, "{date_short_pretty} {time} ({ago})"))
+
+    blocks: list[Block] = [
+        SectionBlock(block_id="headline", text=MarkdownTextObject(text=headline)),
+        SectionBlock(block_id="body", text=MarkdownTextObject(text=body)),
+        ContextBlock(block_id="meta", elements=[MarkdownTextObject(text="  ·  ".join(meta))]),
+    ]
+    ref = CardRef(m=view.mention_id).dump()
+    if view.claimed_by:
+        since = slack_date(view.claimed_at, "{time} ({ago})") if view.claimed_at else ""
+        blocks.append(ContextBlock(block_id="state", elements=[
+            MarkdownTextObject(text=f":raising_hand: Claimed by <@{view.claimed_by}> {since}")]))
+        buttons = [ButtonElement(text="Unclaim", action_id=CardAction.UNCLAIM, value=ref)]
+    else:
+        buttons = [ButtonElement(text="Claim", action_id=CardAction.CLAIM, value=ref,
+                                 style="primary")]
+    if view.url:
+        buttons.append(ButtonElement(text="Open", action_id=CardAction.OPEN_LINK, url=view.url))
+    blocks.append(ActionsBlock(block_id="actions", elements=buttons))
+    return check_message(blocks)
+
+
+def check_message(blocks: list[Block]) -> list[Block]:
+    """Validate blocks and the 50-block message limit (slack_sdk checks only fields)."""
+    if len(blocks) > MAX_BLOCKS:
+        raise ValueError(f"{len(blocks)} blocks; a message holds at most {MAX_BLOCKS}")
+    for block in blocks:
+        block.validate_json()
+    return blocks
+
+
+def to_dicts(blocks: list[Block]) -> list[dict[str, Any]]:
+    return [block.to_dict() for block in blocks]
+
+
+def render_moved(view: CardView) -> list[Block]:
+    text = (f":arrow_right: Moved to <#{view.moved_to_channel}> as *{view.category}*"
+            f" — @{escape(view.author)}: {escape(truncate(view.text, 200))}")
+    return [SectionBlock(block_id="moved", text=MarkdownTextObject(text=text))]

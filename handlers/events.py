@@ -1,0 +1,34 @@
+"""Event listeners, and the redelivery filter that keeps them idempotent."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, services: Services) -> None:
+    @app.middleware
+    def drop_redelivered_events(
+        body: dict[str, Any], next: Callable[[], BoltResponse]
+    ) -> BoltResponse | None:
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id and not services.first_delivery(str(event_id)):
+            log.info("dropping redelivered event %s", event_id)
+            return BoltResponse(status=200, body="")
+        return next()
+
+    @app.event("app_mention")
+    def on_mention(event: dict[str, Any], say: Callable[..., Any]) -> None:
+        say(text="Hi! I route brand mentions to your teams. Try `/care help`.",
+            thread_ts=event.get("ts"))
+
+    @app.event("message")
+    def on_message(event: dict[str, Any]) -> None:
+        return None  # thread discussion on cards is recorded by the workflow issue

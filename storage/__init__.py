@@ -1,0 +1,1 @@
+"""Persistence: tables, repository functions, session scope and migrations."""

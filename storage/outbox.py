@@ -1,0 +1,225 @@
+"""The durable Slack outbox and the card posts it produces.
+
+Work is recorded here, in the same transaction as the state change that
+causes it, before any Web API call. Delivery leases rows (a conditional update
+decides the one owner), and marks them sent with the message ``ts`` after the
+call, so a crash or a Slack outage delays work but never loses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, update
+from sqlmodel import Session, col, select
+
+from storage.tables import Outbox, SlackPost
+
+POST_CARD = "post_card"
+UPDATE_CARD = "update_card"
+MESSAGE = "message"
+
+
+def enqueue_post_card(
+    *, session: Session, mention_id: int, channel: str, priority: int, now: datetime
+) -> SlackPost:
+    """Record a card post for ``mention_id`` in ``channel`` (once per channel)."""
+    existing = session.exec(
+        select(SlackPost).where(SlackPost.mention_id == mention_id, SlackPost.channel == channel)
+    ).first()
+    if existing is not None:
+        return existing
+    for old in session.exec(
+        select(SlackPost).where(SlackPost.mention_id == mention_id, col(SlackPost.is_current))
+    ):
+        old.is_current = False
+        session.add(old)
+    post = SlackPost(mention_id=mention_id, channel=channel, created_at=now)
+    session.add(post)
+    session.flush()
+    session.add(
+        Outbox(
+            kind=POST_CARD,
+            mention_id=mention_id,
+            post_id=post.id,
+            channel=channel,
+            priority=priority,
+            created_at=now,
+            next_attempt_at=now,
+        )
+    )
+    return post
+
+
+def enqueue_card_update(*, session: Session, mention_id: int, now: datetime) -> int:
+    """Queue an in-place refresh of every posted card of a mention.
+
+    A card that is not posted yet needs nothing: it renders the current state
+    when it goes out. An update already pending for the same card is reused.
+    Returns how many updates are queued.
+    """
+    queued = 0
+    posts = session.exec(select(SlackPost).where(SlackPost.mention_id == mention_id)).all()
+    for post in posts:
+        pending = session.exec(
+            select(Outbox.id).where(
+                Outbox.kind == UPDATE_CARD,
+                Outbox.post_id == post.id,
+                Outbox.status == "pending",
+                or_(col(Outbox.lease_until).is_(None), col(Outbox.lease_until) < now),
+            )
+        ).first()
+        if pending is None and post.ts is not None:
+            session.add(
+                Outbox(
+                    kind=UPDATE_CARD,
+                    mention_id=mention_id,
+                    post_id=post.id,
+                    channel=post.channel,
+                    priority=10,
+                    created_at=now,
+                    next_attempt_at=now,
+                )
+            )
+            queued += 1
+    return queued
+
+
+def enqueue_message(
+    *,
+    session: Session,
+    channel: str,
+    payload: dict[str, Any],
+    now: datetime,
+    priority: int = 0,
+    mention_id: int | None = None,
+) -> Outbox:
+    """Queue a ready-made message (``payload`` holds ``chat.postMessage`` arguments)."""
+    item = Outbox(
+        kind=MESSAGE,
+        mention_id=mention_id,
+        channel=channel,
+        payload=payload,
+        priority=priority,
+        created_at=now,
+        next_attempt_at=now,
+    )
+    session.add(item)
+    session.flush()
+    return item
+
+
+def lease_due(
+    *,
+    session: Session,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    skip_channels: Collection[str] = (),
+) -> list[Outbox]:
+    """Lease due outbox rows, highest priority first, oldest first."""
+    free = or_(col(Outbox.lease_until).is_(None), col(Outbox.lease_until) < now)
+    query = (
+        select(Outbox.id)
+        .where(Outbox.status == "pending", col(Outbox.next_attempt_at) <= now, free)
+        .order_by(col(Outbox.priority).desc(), col(Outbox.id))
+        .limit(limit)
+    )
+    if skip_channels:
+        query = query.where(col(Outbox.channel).not_in(list(skip_channels)))
+    leased: list[int] = []
+    for item_id in session.exec(query).all():
+        result = session.execute(
+            update(Outbox)
+            .where(and_(col(Outbox.id) == item_id, Outbox.status == "pending", free))
+            .values(lease_owner=owner, lease_until=now + lease, attempts=Outbox.attempts + 1)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            leased.append(int(item_id))  # type: ignore[arg-type]
+    if not leased:
+        return []
+    return list(
+        session.exec(
+            select(Outbox)
+            .where(col(Outbox.id).in_(leased))
+            .order_by(col(Outbox.priority).desc(), col(Outbox.id))
+        )
+    )
+
+
+def mark_sent(*, session: Session, item_id: int, owner: str, now: datetime, ts: str | None) -> bool:
+    """Mark a leased row sent (and its post with ``ts``). False if the lease was lost."""
+    item = session.get(Outbox, item_id)
+    if item is None or item.lease_owner != owner or item.status != "pending":
+        return False
+    item.status = "sent"
+    item.sent_at = now
+    item.lease_until = None
+    session.add(item)
+    if item.kind == POST_CARD and item.post_id is not None and ts is not None:
+        post = session.get(SlackPost, item.post_id)
+        if post is not None:
+            post.ts = ts
+            post.posted_at = now
+            session.add(post)
+    return True
+
+
+def mark_retry(
+    *, session: Session, item_id: int, owner: str, retry_at: datetime, error: str, refund: bool
+) -> None:
+    """Put a leased row back for a later attempt; ``refund`` does not count the attempt."""
+    item = session.get(Outbox, item_id)
+    if item is None or item.lease_owner != owner:
+        return
+    item.next_attempt_at = retry_at
+    item.lease_owner = None
+    item.lease_until = None
+    item.last_error = error[:500]
+    if refund:
+        item.attempts = max(0, item.attempts - 1)
+    session.add(item)
+
+
+def mark_parked(*, session: Session, item_id: int, owner: str, error: str) -> None:
+    """Stop retrying a row that keeps failing; it stays for inspection and replay."""
+    item = session.get(Outbox, item_id)
+    if item is None or item.lease_owner != owner:
+        return
+    item.status = "parked"
+    item.lease_until = None
+    item.last_error = error[:500]
+    session.add(item)
+
+
+def get_post(*, session: Session, post_id: int) -> SlackPost | None:
+    return session.get(SlackPost, post_id)
+
+
+def current_post(*, session: Session, mention_id: int) -> SlackPost | None:
+    return session.exec(
+        select(SlackPost).where(SlackPost.mention_id == mention_id, col(SlackPost.is_current))
+    ).first()
+
+
+def posts_for(*, session: Session, mention_id: int) -> list[SlackPost]:
+    return list(
+        session.exec(
+            select(SlackPost).where(SlackPost.mention_id == mention_id).order_by(col(SlackPost.id))
+        )
+    )
+
+
+def depth(*, session: Session) -> dict[str, int]:
+    """Outbox rows by status."""
+    rows = session.execute(select(Outbox.status, func.count()).group_by(Outbox.status)).all()
+    return {str(status): int(count) for status, count in rows}
+
+
+def next_due(*, session: Session) -> datetime | None:
+    return session.exec(
+        select(func.min(Outbox.next_attempt_at)).where(Outbox.status == "pending")
+    ).first()
