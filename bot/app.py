@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -93,8 +94,12 @@ def build_runtime(
                             retry_handlers=[ConnectionErrorRetryHandler(),
                                             RateLimitErrorRetryHandler(max_retry_count=1),
                                             ServerErrorRetryHandler(max_retry_count=1)])
+    # Listeners ack first and then do their work in this pool; it must be large
+    # enough that a burst of clicks never waits 3 s for a thread to call ack().
     bolt = App(client=bolt_client, signing_secret=signing, token_verification_enabled=False,
-               process_before_response=False)
+               process_before_response=False,
+               listener_executor=ThreadPoolExecutor(max_workers=64,
+                                                    thread_name_prefix="carebot-listener"))
     register_all(bolt, services)
     # The outbox owns its retry policy (durable, paced): no hidden retries below it.
     outbox_client = WebClient(token=token, base_url=settings.slack_api_url, timeout=10,

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from slack_bolt import Ack, App
+from slack_sdk import WebClient
 
 from bot.services import Services
+from handlers.errors import guarded
 from handlers.ids import CardAction, CardRef
 
 
@@ -17,13 +19,15 @@ def _value(body: dict[str, Any]) -> str | None:
 
 def register(app: App, services: Services) -> None:
     @app.action(CardAction.CLAIM)
-    def claim(ack: Ack, body: dict[str, Any]) -> None:
+    @guarded
+    def claim(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         ref = CardRef.parse(_value(body))
         services.claim(mention_id=ref.m, user=body["user"]["id"])
 
     @app.action(CardAction.UNCLAIM)
-    def unclaim(ack: Ack, body: dict[str, Any]) -> None:
+    @guarded
+    def unclaim(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         ref = CardRef.parse(_value(body))
         services.unclaim(mention_id=ref.m, user=body["user"]["id"])

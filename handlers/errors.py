@@ -1,11 +1,19 @@
-"""One global error handler: known errors become a clear ephemeral message,
-unknown ones a logged exception with an id the user can quote."""
+"""Error reporting: known errors become a clear ephemeral message, unknown ones
+a logged exception with an id the user can quote.
+
+Listeners are wrapped with :func:`guarded` rather than left to raise: with
+``process_before_response=False`` Bolt (1.2x) races when a listener raises
+*after* ``ack()`` — the HTTP answer may become a 500 or "unhandled request".
+``@app.error`` still catches whatever escapes elsewhere (middleware).
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -14,6 +22,8 @@ from bot.errors import CarebotError
 from bot.services import Services
 
 log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def tell_user(client: WebClient, body: dict[str, Any], text: str) -> None:
@@ -26,17 +36,39 @@ def tell_user(client: WebClient, body: dict[str, Any], text: str) -> None:
         client.chat_postMessage(channel=user, text=text)
 
 
+def report(error: Exception, body: dict[str, Any], client: WebClient) -> None:
+    if isinstance(error, CarebotError):
+        log.info("refused: %s: %s", type(error).__name__, error)
+        message = f":warning: {error}"
+    else:
+        error_id = uuid.uuid4().hex[:8]
+        log.exception("unhandled error id=%s", error_id, exc_info=error)
+        message = (f":x: Something went wrong (error id `{error_id}`). "
+                   "The team has the details in the logs.")
+    try:
+        tell_user(client, body, message)
+    except Exception:  # noqa: BLE001 - Slack itself may be down; the log has it
+        log.warning("could not tell the user: %s", message)
+
+
+def guarded(listener: F) -> F:
+    """Run a listener, reporting any error to the user instead of raising.
+
+    The listener must take ``body`` and ``client`` (Bolt passes arguments by name).
+    """
+
+    @functools.wraps(listener)
+    def wrapper(**kwargs: Any) -> Any:
+        try:
+            return listener(**kwargs)
+        except Exception as error:  # noqa: BLE001 - reported to the user and logged
+            report(error, kwargs["body"], kwargs["client"])
+            return None
+
+    return wrapper  # type: ignore[return-value]
+
+
 def register(app: App, services: Services) -> None:
     @app.error
     def handle_error(error: Exception, body: dict[str, Any], client: WebClient) -> None:
-        if isinstance(error, CarebotError):
-            log.info("refused: %s: %s", type(error).__name__, error)
-            tell_user(client, body, f":warning: {error}")
-            return
-        error_id = uuid.uuid4().hex[:8]
-        log.exception("unhandled error id=%s", error_id, exc_info=error)
-        try:
-            tell_user(client, body, f":x: Something went wrong (error id `{error_id}`). "
-                                    "The team has the details in the logs.")
-        except Exception:  # noqa: BLE001 - Slack itself may be down; the log has it
-            log.warning("could not tell the user about error id=%s", error_id)
+        report(error, body, client)

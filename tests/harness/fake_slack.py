@@ -1,0 +1,200 @@
+"""A fake Slack Web API server on 127.0.0.1 that records every call.
+
+It answers the methods carebot uses with Slack-shaped JSON, and can be told
+to answer 429 with ``Retry-After``, 500, or to stall, for a number of calls or
+for a period of time — the way bolt-python tests itself against a local server.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    token: str | None
+    at: float
+    status: int = 200
+    answer: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Fault:
+    method: str  # "*" for every method
+    status: int
+    times: int | None = None  # None: until ``until``
+    until: float | None = None
+    retry_after: int | None = None
+    stall: float = 0.0
+
+
+@dataclass
+class FakeSlack:
+    calls: list[Call] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    changed: threading.Condition = field(init=False)
+    url: str = ""
+    _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def __post_init__(self) -> None:
+        self.changed = threading.Condition(self.lock)
+
+    # -- control ------------------------------------------------------------
+
+    def fail(self, method: str, status: int, *, times: int | None = 1,
+             seconds: float | None = None, retry_after: int | None = None) -> None:
+        """Answer ``status`` to the next ``times`` calls of ``method`` (or for ``seconds``)."""
+        until = time.monotonic() + seconds if seconds is not None else None
+        with self.lock:
+            self.faults.append(Fault(method, status, None if seconds else times, until,
+                                     retry_after))
+
+    def stall(self, method: str, seconds: float, *, times: int = 1) -> None:
+        with self.lock:
+            self.faults.append(Fault(method, 200, times, None, None, stall=seconds))
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    # -- inspection ---------------------------------------------------------
+
+    def ok_calls(self, method: str) -> list[Call]:
+        with self.lock:
+            return [c for c in self.calls if c.method == method and c.status == 200]
+
+    def all_calls(self, method: str) -> list[Call]:
+        with self.lock:
+            return [c for c in self.calls if c.method == method]
+
+    def wait_for(self, method: str, count: int = 1, timeout: float = 10.0,
+                 where: Any = None) -> list[Call]:
+        """Block until ``count`` successful calls of ``method`` (matching ``where``)."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                found = [c for c in self.calls if c.method == method and c.status == 200
+                         and (where is None or where(c))]
+                if len(found) >= count:
+                    return found
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    seen = [(c.method, c.status) for c in self.calls]
+                    raise AssertionError(
+                        f"expected {count} ok {method} call(s), got {len(found)}; calls: {seen}")
+                self.changed.wait(remaining)
+
+    @staticmethod
+    def ts_of(call: Call) -> str:
+        """The message ts this fake answered a ``chat.postMessage`` with."""
+        return str(call.answer["ts"])
+
+    # -- serving ------------------------------------------------------------
+
+    def _fault_for(self, method: str) -> Fault | None:
+        now = time.monotonic()
+        for fault in list(self.faults):
+            if fault.method not in (method, "*"):
+                continue
+            if fault.until is not None:
+                if now < fault.until:
+                    return fault
+                self.faults.remove(fault)
+                continue
+            if fault.times is not None and fault.times > 0:
+                fault.times -= 1
+                if fault.times == 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+    def respond(self, method: str, params: dict[str, Any], token: str | None
+                ) -> tuple[int, dict[str, str], dict[str, Any]]:
+        with self.lock:
+            fault = self._fault_for(method)
+        if fault is not None and fault.stall:
+            time.sleep(fault.stall)
+            fault = None
+        if fault is not None:
+            headers = {}
+            if fault.retry_after is not None:
+                headers["Retry-After"] = str(fault.retry_after)
+            error = "ratelimited" if fault.status == 429 else "internal_error"
+            self._record(Call(method, params, token, time.monotonic(), fault.status))
+            return fault.status, headers, {"ok": False, "error": error}
+        body = self._answer(method, params)
+        self._record(Call(method, params, token, time.monotonic(), 200, body))
+        return 200, {}, body
+
+    def _record(self, call: Call) -> None:
+        with self.changed:
+            self.calls.append(call)
+            self.changed.notify_all()
+
+    def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {"ok": True, "url": "https://fake.slack.com/", "team": "Fake",
+                    "user": "carebot", "team_id": "T0FAKE", "user_id": "U0BOT",
+                    "bot_id": "B0BOT"}
+        if method == "chat.postMessage":
+            ts = f"{1700000000 + next(self._ts)}.000100"
+            return {"ok": True, "channel": params.get("channel"), "ts": ts,
+                    "message": {"text": params.get("text"), "ts": ts}}
+        if method == "chat.update":
+            return {"ok": True, "channel": params.get("channel"), "ts": params.get("ts")}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": f"{1700000000 + next(self._ts)}.000200"}
+        if method.startswith("response/"):
+            return {"ok": True}
+        return {"ok": True}
+
+    def serve(self) -> tuple[ThreadingHTTPServer, threading.Thread]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode("utf-8")
+                path = self.path.split("?", 1)[0]
+                method = path.removeprefix("/api/").strip("/")
+                if self.headers.get("Content-Type", "").startswith("application/json"):
+                    params = json.loads(raw or "{}")
+                else:
+                    params = {k: v[0] for k, v in parse_qs(raw).items()}
+                for key in ("blocks", "metadata", "attachments"):
+                    if isinstance(params.get(key), str):
+                        params[key] = json.loads(params[key])
+                auth = self.headers.get("Authorization", "")
+                token = auth.removeprefix("Bearer ") if auth else params.get("token")
+                status, headers, body = fake.respond(method, params, token)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        host, port = server.server_address[:2]
+        self.url = f"http://{host}:{port}/api/"
+        thread = threading.Thread(target=server.serve_forever, name="fake-slack", daemon=True)
+        thread.start()
+        return server, thread
