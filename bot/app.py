@@ -10,8 +10,8 @@ import json
 import logging
 import os
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -38,6 +38,8 @@ from bot.services.ingest import parse_ingest_body
 from bot.workers import Worker, Workers
 from handlers import register_all
 from handlers.outbox import ChannelPacer, SlackDeliverer
+from scheduler.core import JobScheduler
+from scheduler.jobs import register_jobs
 from storage.db import Engine, make_engine, migrate
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class Runtime:
     bolt: App
     workers: Workers
     deliverer: SlackDeliverer
+    scheduler: JobScheduler
 
 
 def build_runtime(
@@ -111,8 +114,10 @@ def build_runtime(
                                    poll=poll))
     workers.add("outbox", Worker("outbox", deliverer.run_once, poll=poll,
                                  idle_wait=deliverer.pacer.wait_hint))
+    scheduler = JobScheduler(engine, owner=owner, clock=clock)
+    register_jobs(scheduler, services)
     return Runtime(settings=settings, config=config, engine=engine, services=services,
-                   bolt=bolt, workers=workers, deliverer=deliverer)
+                   bolt=bolt, workers=workers, deliverer=deliverer, scheduler=scheduler)
 
 
 def create_asgi(runtime: Runtime, *, start_workers: bool = True) -> Starlette:
@@ -177,9 +182,11 @@ def create_asgi(runtime: Runtime, *, start_workers: bool = True) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if start_workers:
             runtime.workers.start()
+            runtime.scheduler.start()
         try:
             yield
         finally:
+            runtime.scheduler.stop()
             runtime.workers.stop()
 
     routes = [

@@ -12,5 +12,7 @@ def register_all(app: App, services: Services) -> None:
 
     errors.register(app, services)
     actions.register(app, services)
-    commands.register(app, services)
     events.register(app, services)
+    registry = commands.CareRegistry()
+    # Feature modules add their /care subcommands here: module.register_care(registry, services)
+    commands.register(app, services, registry)

@@ -1,32 +1,77 @@
-"""The ``/care`` slash command."""
+"""The ``/care`` slash command and its subcommand registry.
+
+Feature modules add subcommands with ``registry.add(name, help, handler)``
+(see ``register_all``); ``/care help`` lists them. A subcommand handler gets a
+parsed ``CareCommand`` and must call ``cmd.ack(...)`` first, within 3 s.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
 
 from bot.services import Services
+from handlers.errors import guarded
 from handlers.ids import SlashCommand
 
-HELP = """*carebot* — `/care` commands
-• `/care help` — this help
-• `/care queue` — unclaimed mentions per channel"""
+
+@dataclass
+class CareCommand:
+    """One ``/care`` invocation, parsed once at the edge."""
+
+    name: str
+    args: list[str]
+    user: str
+    channel: str
+    ack: Ack
+    respond: Respond
+    client: WebClient
+    body: dict[str, Any]
+    trigger_id: str | None = None
 
 
-def register(app: App, services: Services) -> None:
-    @app.command(SlashCommand.CARE)
-    def care(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
-        words = (command.get("text") or "").split()
-        sub = words[0].lower() if words else "help"
-        if sub == "help":
-            ack(text=HELP)
-            return
-        if sub == "queue":
-            ack()
-            counts = services.unclaimed_by_channel()
-            lines = [f"• <#{channel}>: {count}" for channel, count in sorted(counts.items())]
-            respond(text="*Unclaimed mentions*\n" + ("\n".join(lines) or "none — all clear"),
+SubcommandHandler = Callable[[CareCommand], None]
+
+
+@dataclass
+class CareRegistry:
+    handlers: dict[str, tuple[str, SubcommandHandler]] = field(default_factory=dict)
+
+    def add(self, name: str, help_line: str, handler: SubcommandHandler) -> None:
+        if name in self.handlers:
+            raise ValueError(f"/care {name} is registered twice")
+        self.handlers[name] = (help_line, handler)
+
+    def help_text(self) -> str:
+        lines = ["*carebot* — `/care` commands", "• `/care help` — this help"]
+        lines += [f"• {help_line}" for _, (help_line, _h) in sorted(self.handlers.items())]
+        return "\n".join(lines)
+
+
+def register(app: App, services: Services, registry: CareRegistry) -> None:
+    def queue(cmd: CareCommand) -> None:
+        cmd.ack()
+        counts = services.unclaimed_by_channel()
+        lines = [f"• <#{channel}>: {count}" for channel, count in sorted(counts.items())]
+        cmd.respond(text="*Unclaimed mentions*\n" + ("\n".join(lines) or "none — all clear"),
                     response_type="ephemeral")
+
+    registry.add("queue", "`/care queue` — unclaimed mentions per channel", queue)
+
+    @app.command(SlashCommand.CARE)
+    @guarded
+    def care(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        words = (body.get("text") or "").split()
+        name = words[0].lower() if words else "help"
+        entry = registry.handlers.get(name)
+        if name == "help" or entry is None:
+            prefix = "" if name == "help" else f"Unknown subcommand `{name}`.\n"
+            ack(text=prefix + registry.help_text())
             return
-        ack(text=f"Unknown subcommand `{sub}`.\n{HELP}")
+        entry[1](CareCommand(name=name, args=words[1:], user=body.get("user_id", ""),
+                             channel=body.get("channel_id", ""), ack=ack, respond=respond,
+                             client=client, body=body, trigger_id=body.get("trigger_id")))

@@ -76,7 +76,7 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
+def migrate(engine: Engine, revision: str = "heads") -> None:
     """Bring the schema to ``revision`` (idempotent; safe from several replicas)."""
     command.upgrade(alembic_config(engine), revision)
 

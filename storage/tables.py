@@ -211,3 +211,25 @@ class SourceState(SQLModel, table=True):
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
     counters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class JobRun(SQLModel, table=True):
+    """One run of a periodic job for one scheduled fire time.
+
+    The unique (job, fire_time) key is how replicas agree that a period runs
+    once: the replica whose insert succeeds runs it; a restart finds the row.
+    """
+
+    __tablename__ = "job_run"
+    __table_args__ = (UniqueConstraint("job", "fire_time", name="uq_job_run_period"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job: str = Field(max_length=64, index=True)
+    fire_time: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    status: str = Field(default="running", max_length=16)
+    owner: str = Field(max_length=64)
+    started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    lease_until: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    finished_at: datetime | None = Field(default=None,
+                                         sa_column=Column(UTCDateTime(), nullable=True))
+    error: str | None = Field(default=None, max_length=500)

@@ -1,0 +1,60 @@
+"""Claims on periodic job runs (see ``JobRun``)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, select
+
+from storage.tables import JobRun
+
+
+def try_claim(*, session: Session, job: str, fire_time: datetime, owner: str, now: datetime,
+              lease: timedelta) -> bool:
+    """Claim the run of ``job`` for ``fire_time``; True for exactly one claimer.
+
+    A run whose owner died (still ``running`` after its lease) is taken over.
+    """
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    result = session.execute(
+        insert(JobRun)
+        .values(job=job, fire_time=fire_time, status="running", owner=owner, started_at=now,
+                lease_until=now + lease)
+        .on_conflict_do_nothing(index_elements=["job", "fire_time"])
+    )
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        return True
+    taken = session.execute(
+        update(JobRun)
+        .where(JobRun.job == job, col(JobRun.fire_time) == fire_time,
+               JobRun.status == "running", col(JobRun.lease_until) < now)
+        .values(owner=owner, started_at=now, lease_until=now + lease)
+    )
+    return taken.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+
+def finish(*, session: Session, job: str, fire_time: datetime, owner: str, now: datetime,
+           error: str | None = None) -> None:
+    session.execute(
+        update(JobRun)
+        .where(JobRun.job == job, col(JobRun.fire_time) == fire_time, JobRun.owner == owner)
+        .values(status="failed" if error else "done", finished_at=now,
+                error=error[:500] if error else None)
+    )
+
+
+def runs(*, session: Session, job: str | None = None) -> list[JobRun]:
+    query = select(JobRun).order_by(col(JobRun.fire_time), col(JobRun.id))
+    if job is not None:
+        query = query.where(JobRun.job == job)
+    return list(session.exec(query))
+
+
+def last_fire_time(*, session: Session, job: str) -> datetime | None:
+    return session.exec(
+        select(JobRun.fire_time).where(JobRun.job == job)
+        .order_by(col(JobRun.fire_time).desc())
+    ).first()
