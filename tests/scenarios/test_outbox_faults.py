@@ -1,0 +1,78 @@
+"""The outbox loses nothing and posts nothing twice when Slack misbehaves."""
+
+from __future__ import annotations
+
+import time
+
+from sqlmodel import Session, select
+
+from handlers.ids import CardAction, CardRef
+from storage.tables import Outbox, SlackPost
+from tests.harness.bot_server import BotServer, eventually
+from tests.harness.fake_slack import FakeSlack
+
+
+def mention(i: int, text: str = "my laptop won't boot since the update, help") -> dict:
+    return {"source": "twitter", "id": f"f{i}", "author": f"user{i}", "text": text}
+
+
+def test_429_retry_after_is_honoured_and_posts_once(bot: BotServer,
+                                                    fake_slack: FakeSlack) -> None:
+    fake_slack.fail("chat.postMessage", 429, retry_after=1, times=2)
+    bot.ingest(mention(1))
+    [ok] = fake_slack.wait_for("chat.postMessage", timeout=15)
+    attempts = fake_slack.all_calls("chat.postMessage")
+    # Paused for Retry-After each time, not hammered.
+    assert [c.status for c in attempts] == [429, 429, 200]
+    assert attempts[1].at - attempts[0].at >= 1.0 and ok.at - attempts[1].at >= 1.0
+    time.sleep(0.3)
+    assert len(fake_slack.ok_calls("chat.postMessage")) == 1
+
+
+def test_server_errors_are_retried_and_nothing_is_lost(bot: BotServer,
+                                                       fake_slack: FakeSlack) -> None:
+    fake_slack.fail("chat.postMessage", 500, seconds=2.5)
+    for i in range(5):
+        bot.ingest(mention(i))
+    calls = fake_slack.wait_for("chat.postMessage", 5, timeout=30)
+    assert sorted(c.params["metadata"]["event_payload"]["mention_id"] for c in calls) == [
+        1, 2, 3, 4, 5]
+    assert any(c.status == 500 for c in fake_slack.all_calls("chat.postMessage"))
+
+    def all_marked() -> bool:
+        with Session(bot.runtime.engine) as session:
+            posts = session.exec(select(SlackPost)).all()
+            return len(posts) == 5 and all(p.ts is not None for p in posts)
+
+    eventually(all_marked)
+
+
+def test_permanent_error_is_parked_without_blocking_other_channels(
+        bot: BotServer, fake_slack: FakeSlack) -> None:
+    fake_slack.fail("chat.postMessage", 200, error="channel_not_found", times=None,
+                    seconds=60, channel="C0SUPPORT")
+    bot.ingest(mention(1))  # a case -> support, whose channel is gone
+    bot.ingest(mention(2, "Feature request: please add dark mode"))  # -> product
+    [product] = fake_slack.wait_for("chat.postMessage", timeout=10)
+    assert product.params["channel"] == "C0PRODUCT"
+
+    def parked() -> list[Outbox]:
+        with Session(bot.runtime.engine) as session:
+            return session.exec(select(Outbox).where(Outbox.status == "parked")).all()
+
+    [item] = eventually(parked, timeout=20)
+    assert item.channel == "C0SUPPORT" and "channel_not_found" in (item.last_error or "")
+    assert item.attempts == 3
+
+
+def test_slack_outage_during_claim_delays_the_card_update(bot: BotServer,
+                                                          fake_slack: FakeSlack) -> None:
+    mention_id = bot.ingest(mention(1)).json()["ids"][0]
+    [post] = fake_slack.wait_for("chat.postMessage")
+    fake_slack.fail("*", 500, seconds=2)
+    response = bot.click(CardAction.CLAIM, CardRef(m=mention_id).dump(), user="U0ALICE",
+                         channel="C0SUPPORT", message_ts=fake_slack.ts_of(post))
+    assert response.status_code == 200
+    [update] = fake_slack.wait_for("chat.update", timeout=20)
+    assert "<@U0ALICE>" in str(update.params["blocks"])
+    assert any(c.status == 500 for c in fake_slack.all_calls("chat.update"))
