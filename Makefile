@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench clean
+.PHONY: demo test venv lint bench clean postgres
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,17 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/carebot demo
 
-test: $(STAMP)
+test: $(STAMP) postgres
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+# The storage, workflow and scheduler suites also run on a real PostgreSQL,
+# which the tests start themselves on 127.0.0.1 from Debian's binaries.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ -n "$$CAREBOT_TEST_POSTGRES_URL" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's postgresql for the tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else echo "PostgreSQL not found and cannot install it: its tests will be skipped"; fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bot handlers scheduler storage tests bench

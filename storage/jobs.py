@@ -24,8 +24,10 @@ def try_claim(*, session: Session, job: str, fire_time: datetime, owner: str, no
         .values(job=job, fire_time=fire_time, status="running", owner=owner, started_at=now,
                 lease_until=now + lease)
         .on_conflict_do_nothing(index_elements=["job", "fire_time"])
+        # RETURNING, not rowcount: psycopg reports no rowcount for this statement.
+        .returning(JobRun.__table__.c.id)  # type: ignore[attr-defined]
     )
-    if result.rowcount == 1:  # type: ignore[attr-defined]
+    if result.first() is not None:
         return True
     taken = session.execute(
         update(JobRun)

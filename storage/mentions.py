@@ -151,5 +151,7 @@ def remember_event(*, session: Session, event_id: str, now: datetime) -> bool:
         insert(SlackEvent)
         .values(event_id=event_id, received_at=now)
         .on_conflict_do_nothing(index_elements=["event_id"])
+        # RETURNING, not rowcount: psycopg reports no rowcount for this statement.
+        .returning(SlackEvent.__table__.c.event_id)  # type: ignore[attr-defined]
     )
-    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    return result.first() is not None

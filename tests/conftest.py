@@ -23,6 +23,7 @@ from tests.harness.bot_server import (  # noqa: E402
     start_bot_server,
 )
 from tests.harness.fake_slack import FakeSlack  # noqa: E402
+from tests.harness.postgres import PostgresServer, create_database  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -41,9 +42,28 @@ def care_config() -> CareConfig:
     return load_care_config(None)
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'carebot.db'}"
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A PostgreSQL server for the whole session (started here unless one is given)."""
+    given = os.environ.get("CAREBOT_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    server = PostgresServer()
+    if server.bin_dir is None:
+        pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql); "
+                    "make test and .ci/run install it")
+    server.start()
+    yield server.admin_url
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every test that stores data runs on SQLite and on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'carebot.db'}"
+    return create_database(request.getfixturevalue("postgres_admin_url"))
 
 
 @pytest.fixture
