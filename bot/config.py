@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain import LANGUAGES, Category
 from bot.errors import ConfigError
+from bot.sources.config import NoiseConfig, SourceConfig, check_sources
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 PLACEHOLDERS = {"changeme", "change-me", "xoxb-your-token", "secret", "todo", "xxx"}
@@ -126,6 +127,8 @@ class CareConfig(BaseModel):
     classification: ClassificationConfig = Field(default_factory=ClassificationConfig)
     sample_terms: dict[Category, dict[str, list[str]]] = Field(default_factory=dict)
     sla_minutes: dict[Category, int] = Field(default_factory=dict)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    noise: NoiseConfig = Field(default_factory=NoiseConfig)
 
     @field_validator("timezone")
     @classmethod
@@ -135,6 +138,11 @@ class CareConfig(BaseModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown timezone {value!r}") from None
         return value
+
+    @model_validator(mode="after")
+    def _sources_fit(self) -> CareConfig:
+        check_sources(self.sources, [brand.name for brand in self.brands])
+        return self
 
     @model_validator(mode="after")
     def _routes_to_known_departments(self) -> CareConfig:
