@@ -10,13 +10,17 @@ import json
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -37,7 +41,7 @@ from bot.services.delivery import Delivery
 from bot.services.ingest import parse_ingest_body
 from bot.workers import Worker, Workers
 from handlers import register_all
-from handlers.outbox import ChannelPacer, SlackDeliverer
+from handlers.outbox import SlackDeliverer
 from scheduler.core import JobScheduler
 from scheduler.jobs import register_jobs
 from storage.db import Engine, make_engine, migrate
@@ -52,6 +56,49 @@ def default_classifier(settings: Settings, config: CareConfig) -> Classifier:
     from bot.classify.factory import build_classifier
 
     return build_classifier(config, model=settings.carebot_model)
+
+
+class ResilientAuthorize:
+    """Single-workspace authorization that survives a Slack outage.
+
+    Bolt's default calls ``auth.test`` on the first request and fails the
+    request when Slack is down. The token is ours and fixed, so a click or
+    command can be processed (and its effects queued in the outbox) without
+    Slack; the bot identity is fetched once Slack answers, and cached.
+    """
+
+    def __init__(self, client: WebClient, token: str | None, *, retry_seconds: float = 60.0):
+        self.client = client
+        self.token = token
+        self.retry_seconds = retry_seconds
+        self._identity: dict[str, str | None] | None = None
+        self._next_try = 0.0
+        self._lock = threading.Lock()
+
+    def identity(self) -> dict[str, str | None]:
+        with self._lock:
+            if self._identity is None and time.monotonic() >= self._next_try:
+                try:
+                    resp = self.client.auth_test(token=self.token)
+                    self._identity = {"bot_user_id": resp.get("user_id"),
+                                      "bot_id": resp.get("bot_id")}
+                except (SlackApiError, OSError) as exc:
+                    self._next_try = time.monotonic() + self.retry_seconds
+                    log.warning("auth.test failed (%s); continuing with the configured token",
+                                type(exc).__name__)
+            return self._identity or {"bot_user_id": None, "bot_id": None}
+
+    def as_function(self) -> Callable[..., AuthorizeResult]:
+        """A plain function: Bolt passes arguments by the names it finds on it."""
+
+        def authorize(enterprise_id: str | None, team_id: str | None,
+                      user_id: str | None) -> AuthorizeResult:
+            ident = self.identity()
+            return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id,
+                                   bot_token=self.token, bot_user_id=ident["bot_user_id"],
+                                   bot_id=ident["bot_id"], user_id=user_id)
+
+        return authorize
 
 
 def replica_id() -> str:
@@ -77,7 +124,7 @@ def build_runtime(
     classifier: Classifier | None = None,
     clock: Clock = utc_clock,
     engine: Engine | None = None,
-    pacer: ChannelPacer | None = None,
+    rate: float = 1.0,
     poll: float = 1.0,
 ) -> Runtime:
     """Wire the whole bot. ``settings.require`` has been checked by the caller."""
@@ -99,7 +146,8 @@ def build_runtime(
                                             ServerErrorRetryHandler(max_retry_count=1)])
     # Listeners ack first and then do their work in this pool; it must be large
     # enough that a burst of clicks never waits 3 s for a thread to call ack().
-    bolt = App(client=bolt_client, signing_secret=signing, token_verification_enabled=False,
+    bolt = App(client=bolt_client, signing_secret=signing,
+               authorize=ResilientAuthorize(bolt_client, token).as_function(),
                process_before_response=False,
                listener_executor=ThreadPoolExecutor(max_workers=64,
                                                     thread_name_prefix="carebot-listener"))
@@ -108,12 +156,11 @@ def build_runtime(
     outbox_client = WebClient(token=token, base_url=settings.slack_api_url, timeout=10,
                               retry_handlers=[])
     owner = replica_id()
-    deliverer = SlackDeliverer(Delivery(services, owner=owner), outbox_client,
-                               pacer=pacer or ChannelPacer())
+    deliverer = SlackDeliverer(Delivery(services, owner=owner, rate=rate), outbox_client)
     workers.add("pipeline", Worker("pipeline", lambda: len(services.route_pending(owner=owner)),
                                    poll=poll))
     workers.add("outbox", Worker("outbox", deliverer.run_once, poll=poll,
-                                 idle_wait=deliverer.pacer.wait_hint))
+                                 idle_wait=deliverer.wait_hint))
     scheduler = JobScheduler(engine, owner=owner, clock=clock)
     register_jobs(scheduler, services)
     return Runtime(settings=settings, config=config, engine=engine, services=services,

@@ -114,6 +114,76 @@ class Brand(BaseModel):
     languages: list[str] = Field(default_factory=lambda: list(LANGUAGES))
 
 
+class DigestConfig(BaseModel):
+    """When and where the scheduled digests go (local times in ``timezone``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    daily_enabled: bool = True
+    daily_time: str = "08:30"
+    #: Channel for the global daily newsletter; ``None`` posts none.
+    daily_channel: str | None = None
+    #: Also post each department's newsletter into its own channel.
+    daily_per_department: bool = False
+    weekly_enabled: bool = True
+    weekly_day: str = "mon"
+    weekly_time: str = "09:00"
+    #: Channel for the weekly leadership digest; ``None`` posts none.
+    weekly_channel: str | None = None
+    top_themes: int = Field(default=5, ge=1, le=20)
+    notable: int = Field(default=5, ge=0, le=20)
+
+    @field_validator("daily_time", "weekly_time")
+    @classmethod
+    def _hh_mm(cls, value: str) -> str:
+        hour, _, minute = value.partition(":")
+        if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+            raise ValueError(f"expected a local time HH:MM, got {value!r}")
+        return f"{int(hour):02d}:{int(minute):02d}"
+
+    @field_validator("weekly_day")
+    @classmethod
+    def _weekday(cls, value: str) -> str:
+        value = value.strip().lower()[:3]
+        if value not in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"):
+            raise ValueError("expected a weekday such as mon")
+        return value
+
+
+class SpikeConfig(BaseModel):
+    """Spike and exception alerts (see ``bot/spikes.py`` for the rule)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    #: Where alerts go; ``None`` means the triage channel.
+    channel: str | None = None
+    window_minutes: int = Field(default=5, ge=1, le=120)
+    baseline_hours: int = Field(default=24, ge=1, le=24 * 14)
+    min_count: int = Field(default=5, ge=1)
+    factor: float = Field(default=3.0, ge=1.0)
+    z: float = Field(default=3.0, ge=0.0)
+    cooldown_minutes: int = Field(default=60, ge=1)
+    #: Extra terms watched besides brands and categories.
+    terms: list[str] = Field(default_factory=list)
+    #: Exception hashtags alert at this absolute count per window, baseline or not.
+    exception_min_count: int = Field(default=1, ge=1)
+
+
+class StatsConfig(BaseModel):
+    """Manager stats, digests and alerts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Slack user ids allowed to run ``/care stats``, ``digest`` and ``export``.
+    managers: list[str] = Field(default_factory=list)
+    #: Slack user group ids whose members are managers too.
+    manager_groups: list[str] = Field(default_factory=list)
+    exception_hashtags: list[str] = Field(default_factory=lambda: ["#brandfail"])
+    digests: DigestConfig = Field(default_factory=DigestConfig)
+    spikes: SpikeConfig = Field(default_factory=SpikeConfig)
+
+
 class CareConfig(BaseModel):
     """The business configuration (``CAREBOT_CONFIG`` YAML)."""
 
@@ -127,6 +197,7 @@ class CareConfig(BaseModel):
     classification: ClassificationConfig = Field(default_factory=ClassificationConfig)
     sample_terms: dict[Category, dict[str, list[str]]] = Field(default_factory=dict)
     sla_minutes: dict[Category, int] = Field(default_factory=dict)
+    stats: StatsConfig = Field(default_factory=StatsConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
     noise: NoiseConfig = Field(default_factory=NoiseConfig)
 

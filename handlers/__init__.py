@@ -8,12 +8,13 @@ from bot.services import Services
 
 
 def register_all(app: App, services: Services) -> None:
-    from handlers import actions, care_sources, commands, errors, events
+    from handlers import actions, care_sources, care_stats, commands, errors, events
 
     errors.register(app, services)
     actions.register(app, services)
     events.register(app, services)
     registry = commands.CareRegistry()
     # Feature modules add their /care subcommands here: module.register_care(registry, services)
+    care_stats.register_care(registry, services)
     care_sources.register_care(registry, services)
     commands.register(app, services, registry)

@@ -1,16 +1,15 @@
 """Delivers the durable outbox to Slack's Web API with per-channel pacing.
 
 Slack allows about one message per second per channel with short bursts; a
-token bucket per channel keeps us under it, and a 429's ``Retry-After`` pauses
-that channel exactly as long as Slack asks. Cards are rendered here, at
-delivery time, from the current state.
+token bucket per channel, kept in the database so that replicas share it,
+keeps us under it, and a 429's ``Retry-After`` pauses that channel (for every
+replica) exactly as long as Slack asks. Cards are rendered here, at delivery
+time, from the current state.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -28,77 +27,38 @@ PERMANENT_ERRORS = {
 }
 
 
-class ChannelPacer:
-    """Token bucket per channel: ``rate`` messages/s, bursts up to ``burst``."""
-
-    def __init__(self, *, rate: float = 1.0, burst: int = 3,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.clock = clock
-        self._tokens: dict[str, float] = {}
-        self._stamp: dict[str, float] = {}
-        self._paused_until: dict[str, float] = {}
-
-    def _refill(self, channel: str) -> float:
-        now = self.clock()
-        tokens = self._tokens.get(channel, float(self.burst))
-        last = self._stamp.get(channel, now)
-        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-        self._tokens[channel] = tokens
-        self._stamp[channel] = now
-        return tokens
-
-    def ready(self, channel: str) -> bool:
-        if self._paused_until.get(channel, 0.0) > self.clock():
-            return False
-        return self._refill(channel) >= 1.0
-
-    def take(self, channel: str) -> None:
-        self._refill(channel)
-        self._tokens[channel] -= 1.0
-
-    def pause(self, channel: str, seconds: float) -> None:
-        self._paused_until[channel] = self.clock() + seconds
-        self._tokens[channel] = 0.0
-
-    def blocked(self, channels: set[str]) -> set[str]:
-        return {c for c in channels if not self.ready(c)}
-
-    def wait_hint(self) -> float:
-        """Seconds until some blocked channel may send again (for the idle wait)."""
-        now = self.clock()
-        hints = [until - now for until in self._paused_until.values() if until > now]
-        hints += [(1.0 - t) / self.rate for t in self._tokens.values() if t < 1.0]
-        return max(0.05, min(hints)) if hints else 1.0
-
-
 class SlackDeliverer:
     """Sends leased outbox tasks; ``run_once`` returns how many it handled."""
 
-    def __init__(self, delivery: Delivery, client: WebClient, *,
-                 pacer: ChannelPacer | None = None, batch: int = 20) -> None:
+    def __init__(self, delivery: Delivery, client: WebClient, *, batch: int = 20) -> None:
         self.delivery = delivery
         self.client = client
-        self.pacer = pacer or ChannelPacer()
         self.batch = batch
-        self._known_channels: set[str] = set()
+        self._wait_hint = 1.0
 
     def run_once(self) -> int:
-        skip = self.pacer.blocked(self._known_channels)
-        tasks = self.delivery.lease_due(limit=self.batch, skip_channels=skip)
+        """Send what is due, highest priority first; returns how many were sent or failed."""
+        tasks = self.delivery.lease_due(limit=self.batch,
+                                        skip_channels=self.delivery.paused_channels())
         handled = 0
+        waits: list[float] = []
+        full: set[str] = set()
         for task in tasks:
-            self._known_channels.add(task.channel)
-            if not self.pacer.ready(task.channel):
-                # Over this channel's pace: give the lease back, try again soon.
-                self.delivery.failed(task, error="paced", retry_after=self.pacer.wait_hint(),
-                                     permanent=False)
+            wait = 1.0 if task.channel in full else self.delivery.take_slot(task.channel)
+            if wait > 0:
+                # Over this channel's pace: give the lease back untried, due when a slot is.
+                full.add(task.channel)
+                waits.append(wait)
+                self.delivery.release(task, seconds=wait)
                 continue
-            self.pacer.take(task.channel)
             self._send(task)
             handled += 1
+        self._wait_hint = max(0.05, min(waits)) if waits else 1.0
         return handled
+
+    def wait_hint(self) -> float:
+        """How long the worker may sleep before a paced channel has a slot again."""
+        return self._wait_hint
 
     def _send(self, task: OutboxTask) -> None:
         try:
@@ -108,7 +68,7 @@ class SlackDeliverer:
             code = str(exc.response.get("error", "")) if exc.response.data else ""
             if status == 429:
                 retry_after = float(exc.response.headers.get("Retry-After", "1") or 1)
-                self.pacer.pause(task.channel, retry_after)
+                self.delivery.pause_channel(task.channel, retry_after)
                 log.warning("slack rate-limited channel=%s retry_after=%s", task.channel,
                             retry_after)
                 self.delivery.failed(task, error="ratelimited", retry_after=retry_after,

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.services.core import Services
 from bot.views import CardView
-from storage import audit, outbox
+from storage import audit, outbox, pacing
 from storage.db import session_scope
 
 #: Transient failures are retried with capped exponential backoff; a row that
@@ -37,10 +37,31 @@ class OutboxTask:
 class Delivery:
     """Leases outbox work and records how each attempt went."""
 
-    def __init__(self, services: Services, *, owner: str, lease: timedelta = timedelta(seconds=60)):
+    def __init__(self, services: Services, *, owner: str, lease: timedelta = timedelta(seconds=60),
+                 rate: float = 1.0, burst: int = 3):
         self.services = services
         self.owner = owner
         self.lease = lease
+        #: Slack's per-channel pace: ``rate`` messages a second, bursts of ``burst``.
+        self.rate = rate
+        self.burst = burst
+
+    # -- pacing shared by every replica (storage/pacing.py) -----------------
+
+    def take_slot(self, channel: str) -> float:
+        """Take a send slot for ``channel``: 0.0 when taken, else seconds to wait."""
+        with session_scope(self.services.engine) as session:
+            return pacing.take(session=session, channel=channel, now=self.services.clock(),
+                               rate=self.rate, burst=self.burst)
+
+    def pause_channel(self, channel: str, seconds: float) -> None:
+        with session_scope(self.services.engine) as session:
+            pacing.pause(session=session, channel=channel, now=self.services.clock(),
+                         seconds=seconds, burst=self.burst)
+
+    def paused_channels(self) -> list[str]:
+        with session_scope(self.services.engine) as session:
+            return pacing.blocked(session=session, now=self.services.clock())
 
     def lease_due(self, *, limit: int, skip_channels: Collection[str] = ()) -> list[OutboxTask]:
         now = self.services.clock()
@@ -71,6 +92,14 @@ class Delivery:
                              mention_id=task.mention_id, now=now,
                              detail={"channel": task.channel, "ts": ts})
         return done
+
+    def release(self, task: OutboxTask, *, seconds: float) -> None:
+        """Give a leased task back untried, due again in ``seconds`` (pacing)."""
+        now = self.services.clock()
+        with session_scope(self.services.engine) as session:
+            outbox.mark_retry(session=session, item_id=task.id, owner=self.owner,
+                              retry_at=now + timedelta(seconds=seconds), error="paced",
+                              refund=True)
 
     def failed(
         self, task: OutboxTask, *, error: str, retry_after: float | None, permanent: bool

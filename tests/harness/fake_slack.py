@@ -38,6 +38,20 @@ class Fault:
 
 
 @dataclass
+class Upload:
+    """A file uploaded through files_upload_v2's three steps."""
+
+    file_id: str
+    filename: str
+    length: int
+    title: str | None = None
+    data: bytes | None = None
+    channel: str | None = None
+    initial_comment: str | None = None
+    completed: bool = False
+
+
+@dataclass
 class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
@@ -45,6 +59,11 @@ class FakeSlack:
     changed: threading.Condition = field(init=False)
     url: str = ""
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    #: Files by id (files.getUploadURLExternal → POST upload_url → files.completeUploadExternal).
+    uploads: dict[str, Upload] = field(default_factory=dict)
+    #: Members of Slack user groups, for ``usergroups.users.list``.
+    usergroups: dict[str, list[str]] = field(default_factory=dict)
+    _file_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
         self.changed = threading.Condition(self.lock)
@@ -156,7 +175,49 @@ class FakeSlack:
             return {"ok": True, "message_ts": f"{1700000000 + next(self._ts)}.000200"}
         if method.startswith("response/"):
             return {"ok": True}
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{next(self._file_ids):06d}"
+            with self.lock:
+                self.uploads[file_id] = Upload(file_id, str(params.get("filename")),
+                                               int(params.get("length") or 0))
+            return {"ok": True, "file_id": file_id,
+                    "upload_url": self.url.removesuffix("api/") + f"upload/{file_id}"}
+        if method == "files.completeUploadExternal":
+            files = []
+            with self.lock:
+                for item in params.get("files") or []:
+                    upload = self.uploads.get(item.get("id"))
+                    if upload is None or upload.data is None:
+                        return {"ok": False, "error": "file_not_found"}
+                    upload.title = item.get("title")
+                    upload.channel = params.get("channel_id") or params.get("channels")
+                    upload.initial_comment = params.get("initial_comment")
+                    upload.completed = True
+                    files.append({"id": upload.file_id, "name": upload.filename,
+                                  "title": upload.title})
+            return {"ok": True, "files": files}
+        if method == "conversations.open":
+            return {"ok": True, "channel": {"id": "D" + str(params.get("users", "")).lstrip("U")}}
+        if method == "usergroups.users.list":
+            return {"ok": True, "users": list(self.usergroups.get(str(params.get("usergroup")),
+                                                                  []))}
         return {"ok": True}
+
+    def uploaded(self, channel: str | None = None) -> list[Upload]:
+        """Completed uploads (optionally to one channel), in upload order."""
+        with self.lock:
+            return [u for u in self.uploads.values()
+                    if u.completed and (channel is None or u.channel == channel)]
+
+    def receive_upload(self, file_id: str, data: bytes) -> int:
+        """Step two of files_upload_v2: the bytes POSTed to the upload_url."""
+        with self.lock:
+            upload = self.uploads.get(file_id)
+            if upload is not None:
+                upload.data = data
+        self._record(Call("upload", {"file_id": file_id, "bytes": len(data)}, None,
+                          time.monotonic(), 200 if upload else 404, {"ok": upload is not None}))
+        return 200 if upload is not None else 404
 
     def serve(self) -> tuple[ThreadingHTTPServer, threading.Thread]:
         fake = self
@@ -169,14 +230,24 @@ class FakeSlack:
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode("utf-8")
                 path = self.path.split("?", 1)[0]
+                if path.startswith("/upload/"):
+                    status = fake.receive_upload(path.removeprefix("/upload/"),
+                                                 self.rfile.read(length))
+                    reply = f"OK - {length}".encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(len(reply)))
+                    self.end_headers()
+                    self.wfile.write(reply)
+                    return
+                raw = self.rfile.read(length).decode("utf-8")
                 method = path.removeprefix("/api/").strip("/")
                 if self.headers.get("Content-Type", "").startswith("application/json"):
                     params = json.loads(raw or "{}")
                 else:
                     params = {k: v[0] for k, v in parse_qs(raw).items()}
-                for key in ("blocks", "metadata", "attachments"):
+                for key in ("blocks", "metadata", "attachments", "files"):
                     if isinstance(params.get(key), str):
                         params[key] = json.loads(params[key])
                 auth = self.headers.get("Authorization", "")

@@ -1,0 +1,77 @@
+"""Per-channel send pacing shared by every replica (a token bucket per channel).
+
+Slack allows about one message per second per channel with short bursts, and
+answers 429 with ``Retry-After`` beyond that. With several replicas, pacing in
+memory would multiply the rate, so the bucket lives in the database: taking a
+token is a locked read-modify-write of the channel's row (``FOR UPDATE`` on
+PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serialises writers already).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Column, Float
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from storage.tables import UTCDateTime
+
+
+class ChannelPace(SQLModel, table=True):
+    __tablename__ = "channel_pace"
+
+    channel: str = Field(primary_key=True, max_length=64)
+    tokens: float = Field(sa_column=Column(Float, nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    paused_until: datetime | None = Field(default=None,
+                                          sa_column=Column(UTCDateTime(), nullable=True))
+
+
+def _row(session: Session, channel: str, now: datetime, burst: int) -> ChannelPace:
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        insert(ChannelPace)
+        .values(channel=channel, tokens=float(burst), updated_at=now)
+        .on_conflict_do_nothing(index_elements=["channel"])
+    )
+    row = session.exec(
+        select(ChannelPace).where(ChannelPace.channel == channel).with_for_update()
+    ).one()
+    return row
+
+
+def take(*, session: Session, channel: str, now: datetime, rate: float, burst: int) -> float:
+    """Take one send token. Returns 0.0 when taken, else the seconds to wait."""
+    row = _row(session, channel, now, burst)
+    if row.paused_until is not None and row.paused_until > now:
+        return (row.paused_until - now).total_seconds()
+    elapsed = max(0.0, (now - row.updated_at).total_seconds())
+    tokens = min(float(burst), row.tokens + elapsed * rate)
+    row.updated_at = now
+    if tokens >= 1.0:
+        row.tokens = tokens - 1.0
+        session.add(row)
+        return 0.0
+    row.tokens = tokens
+    session.add(row)
+    return (1.0 - tokens) / rate
+
+
+def pause(*, session: Session, channel: str, now: datetime, seconds: float, burst: int) -> None:
+    """Stop sending to ``channel`` for ``seconds`` (Slack's ``Retry-After``)."""
+    row = _row(session, channel, now, burst)
+    until = now + timedelta(seconds=seconds)
+    if row.paused_until is None or row.paused_until < until:
+        row.paused_until = until
+    row.tokens = 0.0
+    row.updated_at = now
+    session.add(row)
+
+
+def blocked(*, session: Session, now: datetime) -> list[str]:
+    """Channels paused by a 429 right now (their rows are skipped when leasing)."""
+    return list(session.exec(
+        select(ChannelPace.channel).where(col(ChannelPace.paused_until) > now)
+    ))
