@@ -55,7 +55,8 @@ class Clock:
 def configured(care_config: CareConfig, **digests: Any) -> CareConfig:
     stats = care_config.stats.model_copy(update={
         "digests": care_config.stats.digests.model_copy(update={
-            "daily_channel": "C0LEADS", "weekly_channel": "C0LEADERSHIP", **digests})})
+            "daily_channel": "C0LEADS", "weekly_channel": "C0LEADERSHIP",
+            "daily_per_department": True, **digests})})
     return care_config.model_copy(update={"stats": stats})
 
 
