@@ -12,5 +12,12 @@ def rules_classifier(config: CareConfig) -> RulesClassifier:
 
 
 def build_classifier(config: CareConfig, *, model: str = "default") -> Classifier:
-    """``model="rules"`` gives the keyword rules alone; anything else the full engine."""
-    return rules_classifier(config)
+    """``model="rules"`` gives the keyword rules alone; anything else the full engine.
+
+    The engine loads its encoder lazily on the first ``predict`` (once per process).
+    """
+    if model == "rules":
+        return rules_classifier(config)
+    from bot.classify.engine import build_classifier as build_engine
+
+    return build_engine(config, model)

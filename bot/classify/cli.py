@@ -1,0 +1,244 @@
+"""``carebot train``, ``carebot classify`` and ``carebot eval`` (registered on ``bot.cli.main``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.domain import Category
+
+#: Output columns ``classify`` appends to the input columns.
+OUTPUT_COLUMNS = [
+    "category", "confidence", "method", "route", "sentiment", "sentiment_score", "lang",
+]  # fmt: skip
+#: Hook for the Slack side: a callable returning stored reclassification feedback.
+FeedbackProvider = Callable[[], Iterable[tuple[str, Category]]]
+
+
+def read_rows(path: Path) -> tuple[list[dict[str, str]], list[str]]:
+    """Rows and column names of a CSV or JSONL file (by extension; ``.jsonl``/``.json``)."""
+    text = path.read_text("utf-8-sig")
+    if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        columns: list[str] = []
+        for row in rows:
+            columns += [k for k in row if k not in columns]
+        return [{k: "" if v is None else str(v) for k, v in r.items()} for r in rows], columns
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    return list(reader), list(reader.fieldnames or [])
+
+
+def _settings_model(model: str | None) -> str:
+    if model:
+        return model
+    from bot.config import load_settings
+
+    return load_settings().carebot_model
+
+
+def _care_config(path: Path | None) -> Any:
+    from bot.config import load_care_config, load_settings
+
+    return load_care_config(path or load_settings().carebot_config)
+
+
+def _progress(total: int, label: str) -> Any:
+    return click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
+
+
+@click.command()
+@click.option(
+    "--shared-data",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("../shared/data"),
+    show_default=True,
+    help="Folder with sentiment_train.csv.",
+)
+@click.option(
+    "--feedback",
+    "feedback_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Extra (text, category) rows, CSV or JSONL.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Heads file to write (default: shipped file for the default model, cache otherwise).",
+)
+@click.option("--model", help="Encoder (default: CAREBOT_MODEL).")
+@click.option("--config", "config_path", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the full training report (dev metrics) as JSON.",
+)
+@click.option("--no-eval", is_flag=True, help="Skip the dev-split evaluation.")
+@click.pass_context
+def train(
+    ctx: click.Context, shared_data: Path, feedback_file: Path | None, out: Path | None,
+    model: str | None, config_path: Path | None, report: Path | None, no_eval: bool,
+) -> None:  # fmt: skip
+    """Rebuild the category and sentiment heads (shipped data + feedback)."""
+    from bot.classify.engine import get_encoder, heads_path_for
+    from bot.classify.train import train_heads
+
+    if not (shared_data / "sentiment_train.csv").exists():
+        raise click.BadParameter(
+            f"{shared_data}/sentiment_train.csv not found", param_hint="--shared-data"
+        )
+    name = _settings_model(model)
+    extra: list[tuple[str, Category]] = []
+    provider = (ctx.obj or {}).get("feedback") if isinstance(ctx.obj, dict) else None
+    if provider is not None:
+        extra += list(provider())
+    if feedback_file is not None:
+        rows, _ = read_rows(feedback_file)
+        extra += [(r["text"], Category(r["category"])) for r in rows if r.get("text")]
+    encoder = get_encoder(name)
+    click.echo(f"training heads on {name} ({encoder.backend}); embeddings are cached", err=True)
+    result = train_heads(
+        encoder, _care_config(config_path), shared_data=shared_data, extra_examples=extra,
+        out=out or heads_path_for(name), evaluate=not no_eval,
+    )  # fmt: skip
+    if report is not None:
+        report.write_text(json.dumps(result, indent=1, ensure_ascii=False), "utf-8")
+    summary = {k: v for k, v in result.items() if k not in ("category_dev", "sentiment_dev")}
+    for key in ("category_dev", "sentiment_dev"):
+        if key in result:
+            summary[key] = result[key]["summary"]
+    click.echo(json.dumps(summary, indent=1, ensure_ascii=False))
+
+
+@click.command()
+@click.argument("infile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    "outfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file (CSV, or JSONL by extension); stdout when omitted.",
+)
+@click.option("--model", help="Encoder (default: CAREBOT_MODEL).")
+@click.option("--config", "config_path", type=click.Path(exists=True, path_type=Path))
+@click.option("--batch-size", default=256, show_default=True, help="Rows per engine call.")
+def classify(
+    infile: Path, outfile: Path | None, model: str | None, config_path: Path | None,
+    batch_size: int,
+) -> None:  # fmt: skip
+    """Classify the `text` column of a CSV or JSONL file."""
+    from bot.classify.engine import build_classifier, route_for
+
+    rows, columns = read_rows(infile)
+    if "text" not in columns:
+        raise click.BadParameter("input has no `text` column", param_hint="INFILE")
+    config = _care_config(config_path)
+    engine = build_classifier(config, _settings_model(model))
+    results: list[dict[str, Any]] = []
+    with _progress(len(rows), "classifying") as bar:
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            hints = [r.get("lang") or None for r in chunk]
+            preds = engine.predict([r["text"] for r in chunk], hints, progress=bar.update)
+            for row, pred in zip(chunk, preds, strict=True):
+                results.append({
+                    **row,
+                    "category": pred.category.value, "confidence": pred.confidence,
+                    "method": pred.method, "route": route_for(pred, config),
+                    "sentiment": pred.sentiment.value if pred.sentiment else "",
+                    "sentiment_score": pred.sentiment_score, "lang": pred.lang,
+                })  # fmt: skip
+    header = columns + [c for c in OUTPUT_COLUMNS if c not in columns]
+    jsonl = outfile is not None and outfile.suffix.lower() in (".jsonl", ".json", ".ndjson")
+    text = _render(results, header, jsonl)
+    if outfile is None:
+        click.echo(text, nl=False)
+    else:
+        outfile.write_text(text, "utf-8")
+
+
+def _render(rows: list[dict[str, Any]], header: list[str], jsonl: bool) -> str:
+    if jsonl:
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+@click.command(name="eval")
+@click.argument("infile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@click.option("--model", help="Encoder (default: CAREBOT_MODEL).")
+@click.option("--config", "config_path", type=click.Path(exists=True, path_type=Path))
+def eval_cmd(infile: Path, as_json: bool, model: str | None, config_path: Path | None) -> None:
+    """Score the engine and the rules-only baseline on a labelled file."""
+    from bot.classify.engine import build_classifier
+    from bot.classify.metrics import classification_report, polarity_accuracy
+    from bot.classify.rules import RulesClassifier
+    from bot.classify.train import CATEGORIES, SENTIMENTS
+
+    rows, columns = read_rows(infile)
+    if "text" not in columns or not ({"category", "sentiment"} & set(columns)):
+        raise click.BadParameter("needs `text` and `category` and/or `sentiment` columns")
+    config = _care_config(config_path)
+    engine = build_classifier(config, _settings_model(model))
+    texts = [r["text"] for r in rows]
+    with _progress(len(rows), "evaluating") as bar:
+        preds = engine.predict(texts, [r.get("lang") or None for r in rows], progress=bar.update)
+    rules = RulesClassifier(config.sample_terms).predict(texts)
+    threshold = config.classification.threshold
+    report: dict[str, Any] = {"file": str(infile), "n": len(rows), "threshold": threshold}
+
+    def groups() -> Iterator[tuple[str, list[int]]]:
+        yield "all", list(range(len(rows)))
+        if "lang" in columns:
+            for lang in sorted({r["lang"] for r in rows if r.get("lang")}):
+                yield lang, [i for i, r in enumerate(rows) if r.get("lang") == lang]
+
+    if "category" in columns:
+        report["category"] = {}
+        for name, idx in groups():
+            idx = [i for i in idx if rows[i].get("category")]
+            gold = [rows[i]["category"] for i in idx]
+            report["category"][name] = {
+                label: classification_report(
+                    gold, [p[i].category.value for i in idx], CATEGORIES,
+                    [p[i].confidence for i in idx], threshold,
+                )
+                for label, p in (("engine", preds), ("rules", rules))
+            }  # fmt: skip
+    if "sentiment" in columns:
+        report["sentiment"] = {}
+        for name, idx in groups():
+            idx = [i for i in idx if rows[i].get("sentiment")]
+            gold = [rows[i]["sentiment"] for i in idx]
+            pred = [preds[i].sentiment.value if preds[i].sentiment else "" for i in idx]
+            rep = classification_report(gold, pred, SENTIMENTS)
+            rep["polarity_accuracy"] = polarity_accuracy(gold, pred)
+            rep["polarity_accuracy_binary"] = polarity_accuracy(
+                gold,
+                ["positive" if (preds[i].sentiment_score or 0) > 0 else "negative" for i in idx],
+            )
+            report["sentiment"][name] = rep
+    if as_json:
+        click.echo(json.dumps(report, indent=1, ensure_ascii=False))
+        return
+    for task in ("category", "sentiment"):
+        for name, rep in report.get(task, {}).items():
+            if task == "category":
+                e, r = rep["engine"], rep["rules"]
+                click.echo(
+                    f"{task} {name}: engine macro-F1 {e['macro_f1']:.3f} "
+                    f"auto {e['automation_rate']:.1%} @ {e['automated_precision'] or 0:.1%} | "
+                    f"rules macro-F1 {r['macro_f1']:.3f} auto {r['automation_rate']:.1%}"
+                )
+            else:
+                click.echo(f"{task} {name}: macro-F1 {rep['macro_f1']:.3f}")

