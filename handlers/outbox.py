@@ -62,7 +62,9 @@ class SlackDeliverer:
 
     def _send(self, task: OutboxTask) -> None:
         try:
-            ts = self._call(task)
+            ts = self._already_posted(task) if task.in_doubt else None
+            if ts is None:
+                ts = self._call(task)
         except SlackApiError as exc:
             status = exc.response.status_code
             code = str(exc.response.get("error", "")) if exc.response.data else ""
@@ -88,9 +90,43 @@ class SlackDeliverer:
             return
         self.delivery.succeeded(task, ts=ts)
 
+    def _already_posted(self, task: OutboxTask) -> str | None:
+        """The ts of this task's message if an earlier, interrupted attempt posted it.
+
+        Every post carries its outbox id in Slack message metadata, so after a
+        crash between the Web API call and recording its result, the channel's
+        recent history says whether the message went out — no duplicate card,
+        digest or alert. Only messages posted since the task was created are read.
+        """
+        if task.kind not in ("post_card", "message") or task.created_at is None:
+            return None
+        channel = str(task.payload.get("channel", task.channel))
+        oldest = f"{task.created_at.timestamp() - 1:.6f}"
+        cursor: str | None = None
+        for _ in range(10):  # at most 10 pages of 200: far more than one task's window
+            resp = self.client.conversations_history(
+                channel=channel, oldest=oldest, limit=200, include_all_metadata=True,
+                cursor=cursor)
+            for message in resp.get("messages", []):
+                payload = (message.get("metadata") or {}).get("event_payload") or {}
+                if payload.get("outbox_id") == task.id:
+                    log.info("outbox %s was already posted (ts %s); not posting again",
+                             task.id, message.get("ts"))
+                    return str(message["ts"])
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return None
+
     def _call(self, task: OutboxTask) -> str | None:
         if task.kind == "message":
-            resp = self.client.chat_postMessage(**task.payload)
+            payload = dict(task.payload)
+            metadata = dict(payload.get("metadata") or {})
+            metadata.setdefault("event_type", "carebot_message")
+            metadata["event_payload"] = {**(metadata.get("event_payload") or {}),
+                                         "outbox_id": task.id}
+            payload["metadata"] = metadata
+            resp = self.client.chat_postMessage(**payload)
             return str(resp["ts"])
         if task.card is None:
             raise ValueError(f"outbox task {task.id} has no card")

@@ -70,6 +70,9 @@ def enqueue_card_update(*, session: Session, mention_id: int, now: datetime) -> 
                 Outbox.status == "pending",
                 or_(col(Outbox.lease_until).is_(None), col(Outbox.lease_until) < now),
             )
+            # Wait for a deliverer leasing this row right now (PostgreSQL): once it
+            # commits the row is leased and rendered the old state, so queue anew.
+            .with_for_update()
         ).first()
         if pending is None and post.ts is not None:
             session.add(
@@ -119,35 +122,39 @@ def lease_due(
     lease: timedelta,
     limit: int,
     skip_channels: Collection[str] = (),
-) -> list[Outbox]:
-    """Lease due outbox rows, highest priority first, oldest first."""
+) -> list[tuple[Outbox, bool]]:
+    """Lease due outbox rows, highest priority first, oldest first.
+
+    Returns ``(row, in_doubt)`` pairs. ``in_doubt`` is true when the row's
+    previous lease expired with its owner still set: that worker died between
+    calling Slack and recording the outcome, so the call may have gone out.
+    """
     free = or_(col(Outbox.lease_until).is_(None), col(Outbox.lease_until) < now)
     query = (
-        select(Outbox.id)
+        select(Outbox.id, Outbox.lease_owner)
         .where(Outbox.status == "pending", col(Outbox.next_attempt_at) <= now, free)
         .order_by(col(Outbox.priority).desc(), col(Outbox.id))
         .limit(limit)
     )
     if skip_channels:
         query = query.where(col(Outbox.channel).not_in(list(skip_channels)))
-    leased: list[int] = []
-    for item_id in session.exec(query).all():
+    leased: dict[int, bool] = {}
+    for item_id, previous_owner in session.exec(query).all():
         result = session.execute(
             update(Outbox)
             .where(and_(col(Outbox.id) == item_id, Outbox.status == "pending", free))
             .values(lease_owner=owner, lease_until=now + lease, attempts=Outbox.attempts + 1)
         )
         if result.rowcount == 1:  # type: ignore[attr-defined]
-            leased.append(int(item_id))  # type: ignore[arg-type]
+            leased[int(item_id)] = previous_owner is not None  # type: ignore[arg-type]
     if not leased:
         return []
-    return list(
-        session.exec(
-            select(Outbox)
-            .where(col(Outbox.id).in_(leased))
-            .order_by(col(Outbox.priority).desc(), col(Outbox.id))
-        )
+    rows = session.exec(
+        select(Outbox)
+        .where(col(Outbox.id).in_(list(leased)))
+        .order_by(col(Outbox.priority).desc(), col(Outbox.id))
     )
+    return [(row, leased[row.id or 0]) for row in rows]
 
 
 def mark_sent(*, session: Session, item_id: int, owner: str, now: datetime, ts: str | None) -> bool:

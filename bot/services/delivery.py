@@ -32,6 +32,10 @@ class OutboxTask:
     ts: str | None = None
     card: CardView | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    #: A previous attempt may have reached Slack (its worker died before
+    #: recording the outcome): look for the message before sending again.
+    in_doubt: bool = False
+    created_at: datetime | None = None
 
 
 class Delivery:
@@ -69,7 +73,7 @@ class Delivery:
         with session_scope(self.services.engine) as session:
             items = outbox.lease_due(session=session, owner=self.owner, now=now,
                                      lease=self.lease, limit=limit, skip_channels=skip_channels)
-            for item in items:
+            for item, in_doubt in items:
                 ts = None
                 card = None
                 if item.kind in (outbox.POST_CARD, outbox.UPDATE_CARD):
@@ -79,7 +83,8 @@ class Delivery:
                 tasks.append(OutboxTask(id=item.id or 0, kind=item.kind, channel=item.channel,
                                         attempts=item.attempts, priority=item.priority,
                                         mention_id=item.mention_id, ts=ts, card=card,
-                                        payload=dict(item.payload)))
+                                        payload=dict(item.payload), in_doubt=in_doubt,
+                                        created_at=item.created_at))
         return tasks
 
     def succeeded(self, task: OutboxTask, *, ts: str | None) -> bool:
@@ -91,6 +96,12 @@ class Delivery:
                 audit.record(session=session, actor="carebot", action="posted",
                              mention_id=task.mention_id, now=now,
                              detail={"channel": task.channel, "ts": ts})
+                # A state change that landed while the post was in flight found no
+                # ts to update: the card went out stale, so refresh it now.
+                if (task.card is not None and task.mention_id is not None
+                        and self.services.card_view_in(session, task.mention_id) != task.card):
+                    outbox.enqueue_card_update(session=session, mention_id=task.mention_id,
+                                               now=now)
         return done
 
     def release(self, task: OutboxTask, *, seconds: float) -> None:

@@ -26,6 +26,10 @@ class Call:
     status: int = 200
     answer: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and bool(self.answer.get("ok"))
+
 
 @dataclass
 class Fault:
@@ -35,6 +39,8 @@ class Fault:
     until: float | None = None
     retry_after: int | None = None
     stall: float = 0.0
+    error: str | None = None
+    channel: str | None = None  # only calls for this channel
 
 
 @dataclass
@@ -59,6 +65,8 @@ class FakeSlack:
     changed: threading.Condition = field(init=False)
     url: str = ""
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    #: Messages posted per channel, for ``conversations.history``.
+    history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     #: Files by id (files.getUploadURLExternal → POST upload_url → files.completeUploadExternal).
     uploads: dict[str, Upload] = field(default_factory=dict)
     #: Members of Slack user groups, for ``usergroups.users.list``.
@@ -71,12 +79,17 @@ class FakeSlack:
     # -- control ------------------------------------------------------------
 
     def fail(self, method: str, status: int, *, times: int | None = 1,
-             seconds: float | None = None, retry_after: int | None = None) -> None:
-        """Answer ``status`` to the next ``times`` calls of ``method`` (or for ``seconds``)."""
+             seconds: float | None = None, retry_after: int | None = None,
+             error: str | None = None, channel: str | None = None) -> None:
+        """Answer ``status`` to the next ``times`` calls of ``method`` (or for ``seconds``).
+
+        ``error`` with status 200 answers ``{"ok": false, "error": error}`` the way
+        Slack reports API-level failures; ``channel`` limits the fault to one channel.
+        """
         until = time.monotonic() + seconds if seconds is not None else None
         with self.lock:
             self.faults.append(Fault(method, status, None if seconds else times, until,
-                                     retry_after))
+                                     retry_after, error=error, channel=channel))
 
     def stall(self, method: str, seconds: float, *, times: int = 1) -> None:
         with self.lock:
@@ -90,7 +103,7 @@ class FakeSlack:
 
     def ok_calls(self, method: str) -> list[Call]:
         with self.lock:
-            return [c for c in self.calls if c.method == method and c.status == 200]
+            return [c for c in self.calls if c.method == method and c.ok]
 
     def all_calls(self, method: str) -> list[Call]:
         with self.lock:
@@ -102,7 +115,7 @@ class FakeSlack:
         deadline = time.monotonic() + timeout
         with self.changed:
             while True:
-                found = [c for c in self.calls if c.method == method and c.status == 200
+                found = [c for c in self.calls if c.method == method and c.ok
                          and (where is None or where(c))]
                 if len(found) >= count:
                     return found
@@ -120,10 +133,12 @@ class FakeSlack:
 
     # -- serving ------------------------------------------------------------
 
-    def _fault_for(self, method: str) -> Fault | None:
+    def _fault_for(self, method: str, params: dict[str, Any]) -> Fault | None:
         now = time.monotonic()
         for fault in list(self.faults):
             if fault.method not in (method, "*"):
+                continue
+            if fault.channel is not None and params.get("channel") != fault.channel:
                 continue
             if fault.until is not None:
                 if now < fault.until:
@@ -140,7 +155,7 @@ class FakeSlack:
     def respond(self, method: str, params: dict[str, Any], token: str | None
                 ) -> tuple[int, dict[str, str], dict[str, Any]]:
         with self.lock:
-            fault = self._fault_for(method)
+            fault = self._fault_for(method, params)
         if fault is not None and fault.stall:
             time.sleep(fault.stall)
             fault = None
@@ -148,9 +163,10 @@ class FakeSlack:
             headers = {}
             if fault.retry_after is not None:
                 headers["Retry-After"] = str(fault.retry_after)
-            error = "ratelimited" if fault.status == 429 else "internal_error"
-            self._record(Call(method, params, token, time.monotonic(), fault.status))
-            return fault.status, headers, {"ok": False, "error": error}
+            error = fault.error or ("ratelimited" if fault.status == 429 else "internal_error")
+            answer = {"ok": False, "error": error}
+            self._record(Call(method, params, token, time.monotonic(), fault.status, answer))
+            return fault.status, headers, answer
         body = self._answer(method, params)
         self._record(Call(method, params, token, time.monotonic(), 200, body))
         return 200, {}, body
@@ -166,13 +182,36 @@ class FakeSlack:
                     "user": "carebot", "team_id": "T0FAKE", "user_id": "U0BOT",
                     "bot_id": "B0BOT"}
         if method == "chat.postMessage":
-            ts = f"{1700000000 + next(self._ts)}.000100"
-            return {"ok": True, "channel": params.get("channel"), "ts": ts,
-                    "message": {"text": params.get("text"), "ts": ts}}
+            ts = f"{time.time():.0f}.{next(self._ts):06d}"
+            message = {"type": "message", "text": params.get("text"), "ts": ts,
+                       "metadata": params.get("metadata"),
+                       "thread_ts": params.get("thread_ts")}
+            with self.lock:
+                self.history.setdefault(str(params.get("channel")), []).append(message)
+            return {"ok": True, "channel": params.get("channel"), "ts": ts, "message": message}
+        if method == "conversations.history":
+            oldest = float(params.get("oldest") or 0)
+            with self.lock:
+                found = [m for m in self.history.get(str(params.get("channel")), [])
+                         if float(m["ts"]) >= oldest]
+            with_meta = str(params.get("include_all_metadata")).lower() in ("1", "true")
+            messages = [m if with_meta else {k: v for k, v in m.items() if k != "metadata"}
+                        for m in reversed(found)]
+            return {"ok": True, "messages": messages, "has_more": False,
+                    "response_metadata": {"next_cursor": ""}}
         if method == "chat.update":
             return {"ok": True, "channel": params.get("channel"), "ts": params.get("ts")}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"{1700000000 + next(self._ts)}.000200"}
+        if method == "views.publish":
+            view = params.get("view")
+            view = json.loads(view) if isinstance(view, str) else view
+            return {"ok": True, "view": {"id": f"V{next(self._ts):08d}", **(view or {})}}
+        if method in ("views.open", "views.update", "views.push"):
+            view = params.get("view")
+            view = json.loads(view) if isinstance(view, str) else view
+            return {"ok": True, "view": {"id": params.get("view_id") or f"V{next(self._ts):08d}",
+                                         **(view or {})}}
         if method.startswith("response/"):
             return {"ok": True}
         if method == "files.getUploadURLExternal":

@@ -1,0 +1,96 @@
+"""A worker that dies between calling Slack and recording the result loses nothing
+and posts nothing twice: the next worker finds the message by its metadata."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import Session, select
+
+from bot.app import build_runtime
+from bot.classify.factory import rules_classifier
+from bot.config import load_settings
+from bot.services.delivery import Delivery
+from handlers.outbox import SlackDeliverer
+from storage import outbox
+from storage.tables import Outbox, SlackPost
+from tests.harness.bot_server import BOT_TOKEN, INGEST_TOKEN, SIGNING_SECRET
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def runtime(fake_slack, database_url, care_config):
+    settings = load_settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
+                             ingest_token=INGEST_TOKEN, slack_api_url=fake_slack.url,
+                             database_url=database_url, _env_file=None)
+    clock = Clock()
+    rt = build_runtime(settings, config=care_config, classifier=rules_classifier(care_config),
+                       clock=clock)
+    rt.clock = clock
+    yield rt
+    rt.engine.dispose()
+
+
+def crashed_delivery(runtime, *, message: bool) -> tuple[int, str]:
+    """Post through a worker that 'dies' right after Slack answered."""
+    services = runtime.services
+    if message:
+        with Session(runtime.engine) as session:
+            item = outbox.enqueue_message(session=session, channel="C0DIGEST", now=runtime.clock(),
+                                          payload={"channel": "C0DIGEST", "text": "Daily digest"})
+            session.commit()
+    else:
+        from bot.domain import MentionIn
+
+        services.ingest([MentionIn(source="twitter", external_id="c1", author="dana",
+                                   text="my laptop won't boot since the update, help")])
+        services.route_pending(owner="w")
+    doomed = SlackDeliverer(Delivery(services, owner="doomed"), runtime.deliverer.client)
+    [task] = doomed.delivery.lease_due(limit=10)
+    ts = doomed._call(task)  # reaches Slack ...
+    assert ts is not None
+    return task.id, ts  # ... and the process is SIGKILLed before recording it
+
+
+@pytest.mark.parametrize("message", [False, True], ids=["card", "digest"])
+def test_interrupted_post_is_not_posted_twice(runtime, fake_slack, message: bool) -> None:
+    outbox_id, first_ts = crashed_delivery(runtime, message=message)
+    survivor = SlackDeliverer(Delivery(runtime.services, owner="survivor"),
+                              runtime.deliverer.client)
+    assert survivor.run_once() == 0  # still leased by the dead worker
+    runtime.clock.now += timedelta(seconds=61)  # the dead worker's lease expires
+    assert survivor.run_once() == 1
+
+    assert len(fake_slack.ok_calls("chat.postMessage")) == 1
+    assert len(fake_slack.ok_calls("conversations.history")) == 1
+    with Session(runtime.engine) as session:
+        item = session.get(Outbox, outbox_id)
+        assert item.status == "sent"
+        if not message:
+            [post] = session.exec(select(SlackPost)).all()
+            assert post.ts == first_ts
+
+
+def test_interrupted_before_slack_is_posted_once(runtime, fake_slack) -> None:
+    """The other half: the worker died before its call reached Slack."""
+    from bot.domain import MentionIn
+
+    runtime.services.ingest([MentionIn(source="twitter", external_id="c2", author="dana",
+                                       text="my laptop won't boot since the update, help")])
+    runtime.services.route_pending(owner="w")
+    doomed = Delivery(runtime.services, owner="doomed")
+    assert len(doomed.lease_due(limit=10)) == 1  # leased, then killed before the call
+    survivor = SlackDeliverer(Delivery(runtime.services, owner="survivor"),
+                              runtime.deliverer.client)
+    runtime.clock.now += timedelta(seconds=61)
+    assert survivor.run_once() == 1
+    [call] = fake_slack.ok_calls("chat.postMessage")
+    assert call.params["channel"] == "C0SUPPORT"
