@@ -162,12 +162,12 @@ def handled(*, session: Session, source: str, external_ids: Sequence[str]) -> se
 
 def find_duplicate(*, session: Session, item: Seen) -> SourceSeen | None:
     """An ingested item of another (source, id) with the same URL, or text and author."""
-    same = or_(
-        and_(col(SourceSeen.url_key).is_not(None), SourceSeen.url_key == item.url_key),
-        and_(SourceSeen.text_key == item.text_key, SourceSeen.author_key == item.author_key),
-    ) if item.url_key else and_(SourceSeen.text_key == item.text_key,
-                                SourceSeen.author_key == item.author_key)
-    other = or_(SourceSeen.source != item.source, SourceSeen.external_id != item.external_id)
+    same_text = and_(col(SourceSeen.text_key) == item.text_key,
+                     col(SourceSeen.author_key) == item.author_key)
+    same = (or_(col(SourceSeen.url_key) == item.url_key, same_text)
+            if item.url_key else same_text)
+    other = or_(col(SourceSeen.source) != item.source,
+                col(SourceSeen.external_id) != item.external_id)
     return session.exec(select(SourceSeen).where(same, other,
                                                  SourceSeen.verdict == INGESTED).limit(1)).first()
 
