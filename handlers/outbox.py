@@ -38,10 +38,10 @@ class SlackDeliverer:
 
     def run_once(self) -> int:
         """Send what is due, highest priority first; returns how many were sent or failed."""
-        tasks = self.delivery.lease_due(limit=self.batch,
-                                        skip_channels=self.delivery.paused_channels())
+        paused = self.delivery.paused_channels()
+        tasks = self.delivery.lease_due(limit=self.batch, skip_channels=paused)
         handled = 0
-        waits: list[float] = []
+        waits: list[float] = list(paused.values())
         full: set[str] = set()
         for task in tasks:
             wait = 1.0 if task.channel in full else self.delivery.take_slot(task.channel)

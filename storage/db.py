@@ -13,7 +13,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
@@ -76,9 +76,26 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
+#: Key of the PostgreSQL advisory lock that serialises migrations.
+MIGRATION_LOCK = 0x6361726562  # "careb"
+
+
 def migrate(engine: Engine, revision: str = "heads") -> None:
-    """Bring the schema to ``revision`` (idempotent; safe from several replicas)."""
-    command.upgrade(alembic_config(engine), revision)
+    """Bring the schema to ``revision`` (idempotent; safe from several replicas).
+
+    Replicas starting together on PostgreSQL take turns through an advisory
+    lock: the first migrates, the others then find the schema current.
+    """
+    if engine.dialect.name != "postgresql":
+        command.upgrade(alembic_config(engine), revision)
+        return
+    with engine.connect() as lock_conn:
+        lock_conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        try:
+            command.upgrade(alembic_config(engine), revision)
+        finally:
+            lock_conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+            lock_conn.commit()
 
 
 __all__ = ["Engine", "Session", "make_engine", "migrate", "session_scope"]

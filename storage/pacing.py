@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Column, Float
+from sqlalchemy import Column, Float, or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -27,6 +27,10 @@ class ChannelPace(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     paused_until: datetime | None = Field(default=None,
                                           sa_column=Column(UTCDateTime(), nullable=True))
+    #: When the next token is available: lets leasing skip channels that are
+    #: out of tokens instead of leasing and handing back their rows.
+    ready_at: datetime | None = Field(default=None,
+                                      sa_column=Column(UTCDateTime(), nullable=True))
 
 
 def _row(session: Session, channel: str, now: datetime, burst: int) -> ChannelPace:
@@ -50,13 +54,15 @@ def take(*, session: Session, channel: str, now: datetime, rate: float, burst: i
     elapsed = max(0.0, (now - row.updated_at).total_seconds())
     tokens = min(float(burst), row.tokens + elapsed * rate)
     row.updated_at = now
+    wait = 0.0
     if tokens >= 1.0:
-        row.tokens = tokens - 1.0
-        session.add(row)
-        return 0.0
+        tokens -= 1.0
+    else:
+        wait = (1.0 - tokens) / rate
     row.tokens = tokens
+    row.ready_at = now + timedelta(seconds=max(0.0, (1.0 - tokens) / rate))
     session.add(row)
-    return (1.0 - tokens) / rate
+    return wait
 
 
 def pause(*, session: Session, channel: str, now: datetime, seconds: float, burst: int) -> None:
@@ -67,11 +73,16 @@ def pause(*, session: Session, channel: str, now: datetime, seconds: float, burs
         row.paused_until = until
     row.tokens = 0.0
     row.updated_at = now
+    row.ready_at = until
     session.add(row)
 
 
-def blocked(*, session: Session, now: datetime) -> list[str]:
-    """Channels paused by a 429 right now (their rows are skipped when leasing)."""
-    return list(session.exec(
-        select(ChannelPace.channel).where(col(ChannelPace.paused_until) > now)
-    ))
+def blocked(*, session: Session, now: datetime) -> dict[str, datetime]:
+    """Channels that cannot send right now (paused by a 429, or out of tokens),
+    with the time each can send again."""
+    rows = session.exec(
+        select(ChannelPace).where(
+            or_(col(ChannelPace.paused_until) > now, col(ChannelPace.ready_at) > now))
+    )
+    return {row.channel: max(t for t in (row.paused_until, row.ready_at) if t is not None)
+            for row in rows}

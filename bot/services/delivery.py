@@ -63,9 +63,12 @@ class Delivery:
             pacing.pause(session=session, channel=channel, now=self.services.clock(),
                          seconds=seconds, burst=self.burst)
 
-    def paused_channels(self) -> list[str]:
+    def paused_channels(self) -> dict[str, float]:
+        """Channels that cannot send now, with the seconds until each can."""
         with session_scope(self.services.engine) as session:
-            return pacing.blocked(session=session, now=self.services.clock())
+            now = self.services.clock()
+            return {channel: (ready - now).total_seconds()
+                    for channel, ready in pacing.blocked(session=session, now=now).items()}
 
     def lease_due(self, *, limit: int, skip_channels: Collection[str] = ()) -> list[OutboxTask]:
         now = self.services.clock()

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("tokens", sa.Float(), nullable=False),
         sa.Column("updated_at", storage.tables.UTCDateTime(timezone=True), nullable=False),
         sa.Column("paused_until", storage.tables.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("ready_at", storage.tables.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("channel"),
     )
 
