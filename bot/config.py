@@ -168,6 +168,8 @@ class SpikeConfig(BaseModel):
     terms: list[str] = Field(default_factory=list)
     #: Exception hashtags alert at this absolute count per window, baseline or not.
     exception_min_count: int = Field(default=1, ge=1)
+    #: Mentions the baseline period must hold before spikes (not exceptions) alert.
+    min_history: int = Field(default=50, ge=0)
 
 
 class StatsConfig(BaseModel):

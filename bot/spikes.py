@@ -9,7 +9,9 @@ the last ``window`` (5 minutes by default). The *baseline* is the series of
 counts of the windows of the same length over the preceding
 ``baseline_hours``; its mean ``mu`` and standard deviation ``sd``. A key is
 *hot* when ``current >= max(min_count, factor * mu, mu + z * sd)``; exception
-keys are hot at ``exception_min_count`` whatever the baseline.
+keys are hot at ``exception_min_count`` whatever the baseline. Until the
+baseline period holds ``min_history`` mentions in all (a new installation, a
+quiet test), there is no baseline to compare with and only exceptions alert.
 
 One storm is one alert: a hot key alerts only when it was not hot during the
 last ``cooldown`` (its ``last_hot_at`` is older, or unknown); every hot check
@@ -38,6 +40,7 @@ class SpikeRules:
     z: float = 3.0
     cooldown: timedelta = timedelta(minutes=60)
     exception_min_count: int = 1
+    min_history: int = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +109,11 @@ def detect(mentions: Iterable[MentionRow], *, now: datetime, watch: Watch,
     windows = max(1, int(rules.baseline / rules.window))
     series: dict[str, list[int]] = {}
     current: dict[str, list[int]] = {}
+    history = 0
     for m in mentions:
         if not baseline_start <= m.ingested_at < now:
             continue
+        history += m.ingested_at < current_start
         for key in keys_for(m, watch):
             if m.ingested_at >= current_start:
                 current.setdefault(key, []).append(m.id)
@@ -120,6 +125,8 @@ def detect(mentions: Iterable[MentionRow], *, now: datetime, watch: Watch,
         if key.startswith("exception:"):
             mean = sum(series.get(key, [0])) / windows
             threshold = float(rules.exception_min_count)
+        elif history < rules.min_history:
+            continue
         else:
             mean, threshold = threshold_for(series.get(key, [0] * windows), rules)
         if len(ids) >= threshold:

@@ -245,7 +245,8 @@ class Reports:
                           baseline=timedelta(hours=cfg.baseline_hours),
                           min_count=cfg.min_count, factor=cfg.factor, z=cfg.z,
                           cooldown=timedelta(minutes=cfg.cooldown_minutes),
-                          exception_min_count=cfg.exception_min_count)
+                          exception_min_count=cfg.exception_min_count,
+                          min_history=cfg.min_history)
 
     def check_spikes(self, now: datetime, render: Render) -> SpikeAlert | None:
         """Detect spikes at ``now``; queue one alert for a new storm (see ``bot.spikes``)."""
