@@ -148,6 +148,69 @@ def sources_poll(names: tuple[str, ...]) -> None:
         poller.close()
 
 
+@main.group()
+def customers() -> None:
+    """Customers and their value tiers (priority and entitled escalation)."""
+
+
+@customers.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def customers_import(file: Path) -> None:
+    """Import customers from a CSV FILE: customer_id,name,tier,handles."""
+    from bot.config import load_care_config
+    from bot.customers import read_customers_csv
+    from bot.services import Services
+    from storage.db import make_engine, migrate
+
+    settings = _settings()
+    _setup_logging(settings.carebot_log_level)
+    rows, problems = read_customers_csv(file)
+    for problem in problems:
+        click.echo(f"skipped {problem}", err=True)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    services = Services(engine=engine, config=load_care_config(settings.carebot_config),
+                        classifier=_no_classifier())
+    created, updated = services.attention.import_customers(rows)
+    click.echo(f"imported {created} new customer(s), updated {updated}, "
+               f"{len(problems)} invalid row(s) skipped")
+    if problems and not rows:
+        sys.exit(1)
+
+
+@main.group()
+def sources() -> None:
+    """Listening sources (see docs/SOURCES.md)."""
+
+
+@sources.command("poll")
+@click.argument("names", nargs=-1)
+def sources_poll(names: tuple[str, ...]) -> None:
+    """Poll the configured sources (or only NAMES) once, now; the bot's workers post cards."""
+    from bot.config import load_care_config
+    from bot.services import Services
+    from bot.sources.poller import Poller
+    from storage.db import make_engine, migrate
+
+    settings = _settings()
+    _setup_logging(settings.carebot_log_level)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    services = Services(engine=engine, config=load_care_config(settings.carebot_config),
+                        classifier=_no_classifier())
+    poller = Poller.from_services(services)
+    unknown = sorted(set(names) - set(poller.sources))
+    if unknown:
+        raise click.UsageError(f"unknown or disabled source(s): {', '.join(unknown)}")
+    try:
+        for name in names or tuple(poller.sources):
+            result = poller.poll(name)
+            detail = result.error or f"fetched {result.fetched}, ingested {result.ingested}"
+            click.echo(f"{name}: {result.status} — {detail}")
+    finally:
+        poller.close()
+
+
 def _no_classifier() -> Any:
     from bot.classify.rules import RulesClassifier
 

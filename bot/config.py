@@ -186,6 +186,125 @@ class StatsConfig(BaseModel):
     spikes: SpikeConfig = Field(default_factory=SpikeConfig)
 
 
+class PriorityWeights(BaseModel):
+    """How much each factor counts in the 0-100 priority score (see ``bot/priority.py``).
+
+    Only the ratios matter: the score is the weighted mean of factors in [0, 1].
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    tier: float = Field(default=30, ge=0)
+    watch: float = Field(default=25, ge=0)
+    reach: float = Field(default=15, ge=0)
+    reputation: float = Field(default=10, ge=0)
+    category: float = Field(default=12, ge=0)
+    sentiment: float = Field(default=8, ge=0)
+
+
+def _default_tiers() -> dict[str, float]:
+    return {"platinum": 1.0, "gold": 0.75, "silver": 0.5, "bronze": 0.25}
+
+
+def _default_category_factors() -> dict[Category, float]:
+    return {Category.FRAUD: 1.0, Category.CASE: 0.9, Category.RANT: 0.7, Category.LEAD: 0.6,
+            Category.QUERY: 0.5, Category.RFE: 0.3, Category.RAVE: 0.2, Category.NOISE: 0.0}
+
+
+def _default_watch_lists() -> dict[str, float]:
+    return {"mvp": 1.0, "big_customer": 1.0, "influencer": 0.8}
+
+
+class PriorityConfig(BaseModel):
+    """Priority score: weights, factor tables, and when a mention is announced."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weights: PriorityWeights = Field(default_factory=PriorityWeights)
+    #: Customer value tier -> factor in [0, 1]; tiers not listed count 0.
+    tiers: dict[str, float] = Field(default_factory=_default_tiers)
+    #: Category -> factor in [0, 1].
+    categories: dict[Category, float] = Field(default_factory=_default_category_factors)
+    #: Followers at which reach counts fully (reach is scored on a log scale).
+    reach_full: int = Field(default=100_000, ge=10)
+    #: Negative mentions at or above this score are announced in ``alert_channel``.
+    alert_threshold: int = Field(default=60, ge=0, le=100)
+    #: Where high-priority negative mentions and SLA breaches are announced.
+    alert_channel: str | None = None
+
+
+class SlaConfig(BaseModel):
+    """First-response targets and what happens as they run out.
+
+    The target for a mention is ``tiers[tier][category]`` when set, else
+    ``sla_minutes[category]`` (top level), else 5 minutes for cases.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Customer tier -> category -> minutes (overrides ``sla_minutes``).
+    tiers: dict[str, dict[Category, int]] = Field(default_factory=dict)
+    #: Fraction of the target at which the warning goes out.
+    warn_at: float = Field(default=0.75, gt=0.0, lt=1.0)
+    #: How often the SLA check runs.
+    check_seconds: int = Field(default=60, ge=10, le=3600)
+    #: Slack user group id (``S...``) pinged on warnings and breaches.
+    oncall_group: str | None = None
+    #: Entitled escalation: a watched author, or a customer in one of
+    #: ``entitled_tiers``, unanswered this long is escalated (Social 911) once...
+    entitled_escalation_minutes: int = Field(default=15, ge=1)
+    entitled_tiers: list[str] = Field(default_factory=lambda: ["platinum", "gold"])
+    #: ...but only when the mention's priority is at least this (see docs/PRIORITY_SLA.md).
+    escalation_min_priority: int = Field(default=40, ge=0, le=100)
+    #: Severity of automatic escalations (``sev1``..``sev3``).
+    escalation_severity: str = Field(default="sev2", pattern=r"^sev[1-3]$")
+
+
+class WatchConfig(BaseModel):
+    """Watch lists: who may change them, and how much each list weighs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Slack user ids allowed to ``/care watch add|remove``.
+    admins: list[str] = Field(default_factory=list)
+    #: List name -> factor in [0, 1] for the priority score.
+    lists: dict[str, float] = Field(default_factory=_default_watch_lists)
+    #: Factor of a custom list not named in ``lists``.
+    custom_factor: float = Field(default=0.6, ge=0.0, le=1.0)
+
+
+class CustomerLookupConfig(BaseModel):
+    """Optional CRM lookup: ``GET url?source=..&handle=..`` -> ``{"customer_id", "tier"}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = None
+    timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    #: Re-ask the CRM about an author at most this often.
+    refresh_hours: int = Field(default=24, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+
+class AttentionConfig(BaseModel):
+    """Priority, SLA, watch lists, customer lookup and post-engagement monitoring."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    priority: PriorityConfig = Field(default_factory=PriorityConfig)
+    sla: SlaConfig = Field(default_factory=SlaConfig)
+    watch: WatchConfig = Field(default_factory=WatchConfig)
+    customer_lookup: CustomerLookupConfig = Field(default_factory=CustomerLookupConfig)
+    #: After an engagement, the author's new mentions are threaded under the
+    #: engaged card for this many days.
+    monitoring_days: int = Field(default=7, ge=0, le=90)
+
+
 class CareConfig(BaseModel):
     """The business configuration (``CAREBOT_CONFIG`` YAML)."""
 
@@ -199,6 +318,7 @@ class CareConfig(BaseModel):
     classification: ClassificationConfig = Field(default_factory=ClassificationConfig)
     sample_terms: dict[Category, dict[str, list[str]]] = Field(default_factory=dict)
     sla_minutes: dict[Category, int] = Field(default_factory=dict)
+    attention: AttentionConfig = Field(default_factory=AttentionConfig)
     stats: StatsConfig = Field(default_factory=StatsConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
     noise: NoiseConfig = Field(default_factory=NoiseConfig)

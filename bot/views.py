@@ -29,3 +29,10 @@ class CardView:
     claimed_by: str | None = None
     claimed_at: datetime | None = None
     moved_to_channel: str | None = None
+    # Attention (priority issue): score 0-100, watch lists, SLA state, follow-up.
+    priority: int | None = None
+    watch_lists: tuple[str, ...] = ()
+    customer_tier: str | None = None
+    sla_status: str | None = None
+    sla_due_at: datetime | None = None
+    follow_up_of: int | None = None

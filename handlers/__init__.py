@@ -8,13 +8,24 @@ from bot.services import Services
 
 
 def register_all(app: App, services: Services) -> None:
-    from handlers import actions, care_sources, care_stats, commands, errors, events
+    from handlers import (
+        actions,
+        care_sources,
+        care_stats,
+        care_watch,
+        commands,
+        errors,
+        events,
+        home,
+    )
 
     errors.register(app, services)
     actions.register(app, services)
     events.register(app, services)
+    home.register(app, services)
     registry = commands.CareRegistry()
     # Feature modules add their /care subcommands here: module.register_care(registry, services)
     care_stats.register_care(registry, services)
     care_sources.register_care(registry, services)
+    care_watch.register_care(registry, services)
     commands.register(app, services, registry)

@@ -104,6 +104,10 @@ def render_card(view: CardView, *, channel: str | None = None) -> list[Block]:
         SectionBlock(block_id="body", text=MarkdownTextObject(text=body)),
         ContextBlock(block_id="meta", elements=[MarkdownTextObject(text="  ·  ".join(meta))]),
     ]
+    badges = attention_badges(view)
+    if badges:
+        blocks.append(ContextBlock(block_id="attention",
+                                   elements=[MarkdownTextObject(text=badges)]))
     ref = CardRef(m=view.mention_id).dump()
     if view.claimed_by:
         since = slack_date(view.claimed_at, "{time} ({ago})") if view.claimed_at else ""
@@ -117,6 +121,27 @@ def render_card(view: CardView, *, channel: str | None = None) -> list[Block]:
         buttons.append(ButtonElement(text="Open", action_id=CardAction.OPEN_LINK, url=view.url))
     blocks.append(ActionsBlock(block_id="actions", elements=buttons))
     return check_message(blocks)
+
+
+SLA_BADGE = {"warning": ":hourglass_flowing_sand: SLA warning",
+             "breached": ":rotating_light: SLA breached", "met": ":white_check_mark: SLA met"}
+
+
+def attention_badges(view: CardView) -> str | None:
+    """Priority, customer tier, watch lists, SLA state and follow-up flag, on one line."""
+    parts: list[str] = []
+    if view.priority is not None:
+        parts.append(f"{':fire: ' if view.priority >= 60 else ''}*priority {view.priority}*")
+    if view.customer_tier:
+        parts.append(f":gem: {escape(view.customer_tier)} customer")
+    parts += [f":star: {escape(name)}" for name in view.watch_lists]
+    if view.sla_status in SLA_BADGE:
+        parts.append(SLA_BADGE[view.sla_status])
+    elif view.sla_due_at is not None and view.sla_status == "ok":
+        parts.append("first response due " + slack_date(view.sla_due_at, "{time} ({ago})"))
+    if view.follow_up_of is not None:
+        parts.append(":eyes: follow-up after an engagement — tag a conversion")
+    return "  ·  ".join(parts) or None
 
 
 def check_message(blocks: list[Block]) -> list[Block]:

@@ -8,12 +8,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.services import Services
 from bot.sources.poller import Poller
-from scheduler import stats_jobs
+from scheduler import attention_jobs, stats_jobs
 from scheduler.core import Job, JobScheduler
 
 
 def register_jobs(scheduler: JobScheduler, services: Services) -> None:
     """Add every periodic job. Feature modules add theirs here."""
+    attention_jobs.register(scheduler, services)
     add_source_jobs(scheduler, Poller.from_services(services))
     stats_jobs.register(scheduler, services)
 

@@ -454,6 +454,7 @@ class Encoder:
 
 def _has_onnxruntime() -> bool:
     try:
+        import onnx  # noqa: F401  (needed to quantise the export)
         import onnxruntime  # noqa: F401
     except ImportError:
         return False

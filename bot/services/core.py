@@ -11,6 +11,7 @@ from bot.classify import Classifier
 from bot.config import CareConfig
 from bot.domain import Category, MentionIn, Prediction
 from bot.errors import AlreadyClaimed, NotAllowed, NotFound
+from bot.services.attention import Attention, agent_conversion_score, workflow_escalate
 from bot.views import CardView
 from storage import audit, engagements, mentions, outbox
 from storage.db import Engine, Session, session_scope
@@ -71,6 +72,9 @@ class Services:
         self.classifier = classifier
         self.clock = clock
         self._notify = notify or (lambda _kind: None)
+        self.attention = Attention(engine=engine, config=config, clock=clock,
+                                   notify=self._notify, escalate=workflow_escalate(self),
+                                   conversion_score=agent_conversion_score(self))
 
     def session(self) -> Session:  # pragma: no cover - convenience for callers
         return Session(self.engine, expire_on_commit=False)
@@ -103,6 +107,7 @@ class Services:
         if not batch:
             return []
         predictions = self.classifier.predict([m.text for m in batch], [m.lang for m in batch])
+        self.attention.prepare(batch)  # CRM lookups, outside the write transaction
         results: list[RouteResult] = []
         queued = False
         with session_scope(self.engine) as session:
@@ -119,11 +124,12 @@ class Services:
                              detail={"category": prediction.category.value,
                                      "confidence": prediction.confidence,
                                      "method": prediction.method, "channel": channel})
+                attention = self.attention.on_routed(session=session, mention=fresh, now=now,
+                                                     posted=channel is not None)
                 if channel is not None:
                     outbox.enqueue_post_card(
                         session=session, mention_id=fresh.id,  # type: ignore[arg-type]
-                        channel=channel, now=now,
-                        priority=CATEGORY_PRIORITY.get(prediction.category.value, 0))
+                        channel=channel, now=now, priority=attention.outbox_priority)
                     queued = True
                 results.append(RouteResult(fresh.id, prediction.category.value,  # type: ignore[arg-type]
                                            department, channel))
@@ -242,6 +248,7 @@ class Services:
             claimed_by=engagement.claimed_by if engagement else None,
             claimed_at=engagement.claimed_at if engagement else None,
             moved_to_channel=current.channel if current else None,
+            **self.attention.card_fields(session, mention_id),
         )
 
 

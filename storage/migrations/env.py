@@ -5,6 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
+import storage.attention  # noqa: F401
+import storage.people  # noqa: F401
 import storage.tables  # noqa: F401 - registers the tables on SQLModel.metadata
 
 config = context.config

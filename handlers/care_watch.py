@@ -1,0 +1,40 @@
+"""``/care watch add|remove|list``: watch lists (MVPs, influencers, big customers, custom)."""
+
+from __future__ import annotations
+
+from bot.services import Services
+from handlers.blocks import escape
+from handlers.commands import CareCommand, CareRegistry
+
+USAGE = ("Usage: `/care watch add <list> <@handle|source:@handle>`, "
+         "`/care watch remove <list> <handle>`, `/care watch list [list]`. "
+         "Lists: mvp, influencer, big_customer, or any custom name.")
+
+
+def register_care(registry: CareRegistry, services: Services) -> None:
+    def watch(cmd: CareCommand) -> None:
+        cmd.ack()
+        attention = services.attention
+        verb = cmd.args[0].lower() if cmd.args else "list"
+        if verb in ("add", "remove") and len(cmd.args) == 3:
+            list_name, handle = cmd.args[1], cmd.args[2]
+            if verb == "add":
+                changed = attention.watch_add(user=cmd.user, list_name=list_name, handle=handle)
+                text = (f":star: `{escape(handle)}` is now on *{escape(list_name.lower())}*."
+                        if changed else f"`{escape(handle)}` was already on that list.")
+            else:
+                changed = attention.watch_remove(user=cmd.user, list_name=list_name,
+                                                 handle=handle)
+                text = (f"`{escape(handle)}` is off *{escape(list_name.lower())}*."
+                        if changed else f"`{escape(handle)}` was not on that list.")
+        elif verb == "list" and len(cmd.args) <= 2:
+            lists = attention.watch_lists(cmd.args[1].lower() if len(cmd.args) == 2 else None)
+            lines = [f"• *{escape(name)}*: {', '.join(escape(h) for h in handles)}"
+                     for name, handles in lists.items()]
+            text = "*Watch lists*\n" + ("\n".join(lines) or "none yet")
+        else:
+            text = USAGE
+        cmd.respond(text=text, response_type="ephemeral")
+
+    registry.add("watch", "`/care watch add|remove|list` — watch lists shown on cards "
+                          "(admins change them)", watch)

@@ -1,0 +1,107 @@
+"""SLA warning at 75 % and breach at 100 % of the target: at the right minute, once."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from scheduler.attention_jobs import SLA_JOB
+from scheduler.core import JobScheduler
+from scheduler.jobs import register_jobs
+from storage import jobs
+from storage.tables import AuditLog
+from tests.attention.conftest import ALERTS, ONCALL, Clock
+from tests.harness.bot_server import BotServer, eventually
+from tests.harness.fake_slack import FakeSlack
+
+CASE = {"source": "twitter", "id": "5001", "author": "dana_k",
+        "text": "my laptop won't boot since the update, help"}
+
+
+def audit_times(bot: BotServer, mention_id: int, action: str) -> list[datetime]:
+    with Session(bot.runtime.engine) as session:
+        return list(session.exec(select(AuditLog.at).where(
+            AuditLog.mention_id == mention_id, AuditLog.action == action)
+            .order_by(col(AuditLog.id))))
+
+
+def post_case(bot: BotServer, fake_slack: FakeSlack, clock: Clock) -> tuple[int, str]:
+    """Ingest a case just before 09:00 (its clock starts at ingestion)."""
+    clock.at(seconds=-1)
+    mention_id = bot.ingest(CASE).json()["ids"][0]
+    [card] = fake_slack.wait_for("chat.postMessage", where=lambda c: c.params.get("blocks"))
+    return mention_id, fake_slack.ts_of(card)
+
+
+def in_thread(fake_slack: FakeSlack, ts: str, count: int) -> list:
+    return fake_slack.wait_for("chat.postMessage", count,
+                               where=lambda c: c.params.get("thread_ts") == ts)
+
+
+def test_warning_at_75_percent_and_breach_at_100_percent_fire_once(
+        make_bot, clock: Clock, fake_slack: FakeSlack) -> None:
+    bot = make_bot()
+    mention_id, ts = post_case(bot, fake_slack, clock)  # a case: 5-minute target from 09:00
+
+    # The check runs every minute; tick twice a minute for eight minutes.
+    for seconds in range(0, 8 * 60 + 1, 30):
+        bot.runtime.scheduler.tick(clock.at(seconds=seconds))
+        if seconds == 3 * 60 + 30:  # 3:30 is before 75 % (3:45): nothing yet
+            assert audit_times(bot, mention_id, "sla_warned") == []
+
+    assert audit_times(bot, mention_id, "sla_warned") == [clock.at(minutes=4)]
+    assert audit_times(bot, mention_id, "sla_breached") == [clock.at(minutes=5)]
+
+    warning, breach = in_thread(fake_slack, ts, 2)
+    assert "SLA warning" in warning.params["text"]
+    assert f"<!subteam^{ONCALL}>" in warning.params["text"]
+    assert warning.params["channel"] == "C0SUPPORT"
+    assert "SLA breached" in breach.params["text"]
+    [alert] = fake_slack.wait_for("chat.postMessage",
+                                  where=lambda c: c.params["channel"] == ALERTS)
+    assert "SLA breached" in alert.params["text"] and "dana_k" in alert.params["text"]
+    # The card itself shows the breach.
+    eventually(lambda: any("SLA breached" in str(c.params.get("blocks"))
+                           for c in fake_slack.ok_calls("chat.update")))
+
+
+def test_answered_mention_neither_warns_nor_breaches(make_bot, clock: Clock,
+                                                     fake_slack: FakeSlack) -> None:
+    bot = make_bot()
+    mention_id, _ts = post_case(bot, fake_slack, clock)
+    clock.at(minutes=2)
+    assert bot.runtime.services.attention.record_first_response(mention_id=mention_id)
+    for minute in range(0, 10):
+        bot.runtime.scheduler.tick(clock.at(minutes=minute))
+    assert audit_times(bot, mention_id, "sla_warned") == []
+    assert audit_times(bot, mention_id, "sla_breached") == []
+
+
+def test_two_schedulers_on_one_database_run_the_check_once_per_period(
+        make_bot, clock: Clock, fake_slack: FakeSlack) -> None:
+    bot = make_bot()
+    mention_id, ts = post_case(bot, fake_slack, clock)
+    services = bot.runtime.services
+    replicas = [bot.runtime.scheduler,
+                JobScheduler(bot.runtime.engine, owner="replica-2", clock=clock)]
+    register_jobs(replicas[1], services)
+
+    for seconds in range(0, 7 * 60, 20):
+        clock.at(seconds=seconds)
+        threads = [threading.Thread(target=r.tick) for r in replicas]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    with Session(bot.runtime.engine) as session:
+        runs = jobs.runs(session=session, job=SLA_JOB)
+    fire_times = [r.fire_time for r in runs]
+    assert fire_times == sorted(set(fire_times))  # one run per period, no duplicates
+    assert len(fire_times) == 7  # 09:00 .. 09:06
+    assert {r.owner for r in runs} <= {replicas[0].owner, "replica-2"}
+    assert len(audit_times(bot, mention_id, "sla_warned")) == 1
+    assert len(audit_times(bot, mention_id, "sla_breached")) == 1
+    in_thread(fake_slack, ts, 2)

@@ -1,0 +1,95 @@
+"""Watch lists through /care watch, and entitled escalation: once, and only when entitled."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from storage import attention as state
+from storage.tables import AuditLog
+from tests.attention.conftest import ADMIN, Clock
+from tests.harness.bot_server import BotServer, eventually
+from tests.harness.fake_slack import Call, FakeSlack
+from tests.harness.signing import command_body
+
+TEXT = "my laptop won't boot since the update, help"
+
+
+def care(bot: BotServer, fake_slack: FakeSlack, text: str, *, user: str) -> str:
+    """Run ``/care <text>``; return what carebot answered (response_url or ephemeral)."""
+    before = len(fake_slack.calls)
+    url = f"{fake_slack.url}response/{before}"
+    assert bot.post_slack(command_body("/care", text, user=user,
+                                       response_url=url)).status_code == 200
+
+    def answered() -> list[Call]:
+        return [c for c in fake_slack.calls[before:]
+                if c.method.startswith("response/") or c.method == "chat.postEphemeral"]
+
+    return str(eventually(answered)[-1].params.get("text"))
+
+
+def auto_escalations(bot: BotServer, mention_id: int) -> list[AuditLog]:
+    with Session(bot.runtime.engine) as session:
+        return list(session.exec(select(AuditLog).where(AuditLog.mention_id == mention_id,
+                                                        AuditLog.action == "auto_escalated")))
+
+
+def test_watch_add_is_role_checked_and_listed(make_bot, fake_slack: FakeSlack) -> None:
+    bot = make_bot()
+    refused = care(bot, fake_slack, "watch add mvp @vip_val", user="U0RANDOM")
+    assert "Only watch-list admins" in refused
+    assert "vip_val" not in care(bot, fake_slack, "watch list", user="U0RANDOM")
+
+    added = care(bot, fake_slack, "watch add mvp @VIP_Val", user=ADMIN)
+    assert "now on *mvp*" in added
+    care(bot, fake_slack, "watch add influencer twitter:@loud_lou", user=ADMIN)
+    again = care(bot, fake_slack, "watch add mvp vip_val", user=ADMIN)
+    assert "already" in again
+    listing = care(bot, fake_slack, "watch list", user="U0RANDOM")
+    assert "*mvp*: @vip_val" in listing and "twitter:@loud_lou" in listing
+    bad = care(bot, fake_slack, "watch add no/such @x", user=ADMIN)
+    assert "not a list name" in bad
+
+    assert "is off" in care(bot, fake_slack, "watch remove mvp @vip_val", user=ADMIN)
+    assert "vip_val" not in care(bot, fake_slack, "watch list", user=ADMIN)
+
+
+def test_watched_author_is_escalated_once_and_unwatched_never(
+        make_bot, clock: Clock, fake_slack: FakeSlack) -> None:
+    bot = make_bot()
+    care(bot, fake_slack, "watch add mvp @vip_val", user=ADMIN)
+    clock.at(seconds=-1)
+    watched = bot.ingest({"source": "twitter", "id": "7001", "author": "vip_val",
+                          "text": TEXT}).json()["ids"][0]
+    unwatched = bot.ingest({"source": "twitter", "id": "7002", "author": "nobody_ned",
+                            "text": TEXT}).json()["ids"][0]
+    fake_slack.wait_for("chat.postMessage", 2, where=lambda c: c.params.get("blocks")
+                        and c.params["channel"] == "C0SUPPORT")
+    with Session(bot.runtime.engine) as session:
+        w = state.get(session=session, mention_id=watched)
+        u = state.get(session=session, mention_id=unwatched)
+        assert w is not None and u is not None
+        assert w.entitled and w.watch_lists == ["mvp"] and not u.entitled
+        assert w.priority > u.priority  # same text; only who the author is differs
+
+    # Escalation is due 10 minutes after arrival; tick every minute for 20 minutes.
+    for minute in range(0, 21):
+        bot.runtime.scheduler.tick(clock.at(minutes=minute))
+        if minute == 9:
+            assert auto_escalations(bot, watched) == []
+
+    [escalation] = auto_escalations(bot, watched)
+    assert escalation.at == clock.at(minutes=10)
+    assert "mvp" in escalation.detail["reason"]
+    assert auto_escalations(bot, unwatched) == []
+    with Session(bot.runtime.engine) as session:
+        escalated = session.exec(select(AuditLog).where(
+            AuditLog.action == "escalated")).all()
+    if hasattr(bot.runtime.services, "workflow"):
+        # The workflow's Social 911 path: one automatic escalation, by carebot.
+        assert [(e.mention_id, e.actor, e.detail.get("automatic")) for e in escalated] == [
+            (watched, "carebot", True)]
+    else:
+        [post] = fake_slack.wait_for("chat.postMessage",
+                                     where=lambda c: "Social 911" in str(c.params.get("text")))
+        assert "vip_val" in post.params["text"]
