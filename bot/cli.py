@@ -116,39 +116,6 @@ def db_upgrade() -> None:
 
 
 @main.group()
-def sources() -> None:
-    """Listening sources (see docs/SOURCES.md)."""
-
-
-@sources.command("poll")
-@click.argument("names", nargs=-1)
-def sources_poll(names: tuple[str, ...]) -> None:
-    """Poll the configured sources (or only NAMES) once, now; the bot's workers post cards."""
-    from bot.config import load_care_config
-    from bot.services import Services
-    from bot.sources.poller import Poller
-    from storage.db import make_engine, migrate
-
-    settings = _settings()
-    _setup_logging(settings.carebot_log_level)
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    services = Services(engine=engine, config=load_care_config(settings.carebot_config),
-                        classifier=_no_classifier())
-    poller = Poller.from_services(services)
-    unknown = sorted(set(names) - set(poller.sources))
-    if unknown:
-        raise click.UsageError(f"unknown or disabled source(s): {', '.join(unknown)}")
-    try:
-        for name in names or tuple(poller.sources):
-            result = poller.poll(name)
-            detail = result.error or f"fetched {result.fetched}, ingested {result.ingested}"
-            click.echo(f"{name}: {result.status} — {detail}")
-    finally:
-        poller.close()
-
-
-@main.group()
 def customers() -> None:
     """Customers and their value tiers (priority and entitled escalation)."""
 
