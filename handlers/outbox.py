@@ -61,6 +61,11 @@ class SlackDeliverer:
         return self._wait_hint
 
     def _send(self, task: OutboxTask) -> None:
+        if task.kind == "update_card" and task.ts is None:
+            # The card's post is still on its way: update it once it has a ts.
+            self.delivery.failed(task, error="card not posted yet", retry_after=None,
+                                 permanent=False)
+            return
         try:
             ts = self._already_posted(task) if task.in_doubt else None
             if ts is None:
@@ -141,7 +146,5 @@ class SlackDeliverer:
                                             "outbox_id": task.id}},
             )
             return str(resp["ts"])
-        if task.ts is None:
-            return None  # the post has not gone out yet; it will render current state
         self.client.chat_update(channel=task.channel, ts=task.ts, text=text, blocks=blocks)
         return task.ts

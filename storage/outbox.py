@@ -54,14 +54,19 @@ def enqueue_post_card(
 
 
 def enqueue_card_update(*, session: Session, mention_id: int, now: datetime) -> int:
-    """Queue an in-place refresh of every posted card of a mention.
+    """Queue an in-place refresh of every card of a mention.
 
-    A card that is not posted yet needs nothing: it renders the current state
-    when it goes out. An update already pending for the same card is reused.
+    An update already pending for the same card is reused. A card whose post
+    has no ``ts`` yet may be in flight, rendered before this change: its update
+    waits for the ts (the deliverer retries it), so the card never stays stale.
     Returns how many updates are queued.
     """
     queued = 0
-    posts = session.exec(select(SlackPost).where(SlackPost.mention_id == mention_id)).all()
+    # Row locks order this against a post being marked sent (PostgreSQL): either
+    # we see its ts and queue the update, or the deliverer sees our change.
+    posts = session.exec(
+        select(SlackPost).where(SlackPost.mention_id == mention_id).with_for_update()
+    ).all()
     for post in posts:
         pending = session.exec(
             select(Outbox.id).where(
@@ -74,7 +79,7 @@ def enqueue_card_update(*, session: Session, mention_id: int, now: datetime) -> 
             # commits the row is leased and rendered the old state, so queue anew.
             .with_for_update()
         ).first()
-        if pending is None and post.ts is not None:
+        if pending is None:
             session.add(
                 Outbox(
                     kind=UPDATE_CARD,
