@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
 from scheduler.attention_jobs import SLA_JOB
 from scheduler.core import JobScheduler
 from scheduler.jobs import register_jobs
+from storage import attention as state
 from storage import jobs
 from storage.tables import AuditLog
 from tests.attention.conftest import ALERTS, ONCALL, Clock
@@ -28,8 +29,8 @@ def audit_times(bot: BotServer, mention_id: int, action: str) -> list[datetime]:
 
 
 def post_case(bot: BotServer, fake_slack: FakeSlack, clock: Clock) -> tuple[int, str]:
-    """Ingest a case just before 09:00 (its clock starts at ingestion)."""
-    clock.at(seconds=-1)
+    """Ingest a case just before 09:00 (its SLA clock starts at ingestion)."""
+    clock.at(seconds=-20)
     mention_id = bot.ingest(CASE).json()["ids"][0]
     [card] = fake_slack.wait_for("chat.postMessage", where=lambda c: c.params.get("blocks"))
     return mention_id, fake_slack.ts_of(card)
@@ -51,6 +52,12 @@ def test_warning_at_75_percent_and_breach_at_100_percent_fire_once(
         if seconds == 3 * 60 + 30:  # 3:30 is before 75 % (3:45): nothing yet
             assert audit_times(bot, mention_id, "sla_warned") == []
 
+    # The clock started on arrival, a few seconds before 09:00 (see post_case): 75 % of
+    # five minutes is reached before 09:04 and 100 % before 09:05, so the checks of
+    # 09:04 and 09:05 fire them — and nothing fires again.
+    with Session(bot.runtime.engine) as session:
+        started = state.get(session=session, mention_id=mention_id).sla_started_at
+    assert clock.at(minutes=3) < started + timedelta(minutes=3.75) <= clock.at(minutes=4)
     assert audit_times(bot, mention_id, "sla_warned") == [clock.at(minutes=4)]
     assert audit_times(bot, mention_id, "sla_breached") == [clock.at(minutes=5)]
 

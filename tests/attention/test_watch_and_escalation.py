@@ -58,7 +58,7 @@ def test_watched_author_is_escalated_once_and_unwatched_never(
         make_bot, clock: Clock, fake_slack: FakeSlack) -> None:
     bot = make_bot()
     care(bot, fake_slack, "watch add mvp @vip_val", user=ADMIN)
-    clock.at(seconds=-1)
+    clock.at(seconds=-20)  # arrive a little before 09:00
     watched = bot.ingest({"source": "twitter", "id": "7001", "author": "vip_val",
                           "text": TEXT}).json()["ids"][0]
     unwatched = bot.ingest({"source": "twitter", "id": "7002", "author": "nobody_ned",
