@@ -127,6 +127,7 @@ def lease_due(
     lease: timedelta,
     limit: int,
     skip_channels: Collection[str] = (),
+    per_channel: int | None = None,
 ) -> list[tuple[Outbox, bool]]:
     """Lease due outbox rows, highest priority first, oldest first.
 
@@ -136,15 +137,26 @@ def lease_due(
     """
     free = or_(col(Outbox.lease_until).is_(None), col(Outbox.lease_until) < now)
     query = (
-        select(Outbox.id, Outbox.lease_owner)
+        select(Outbox.id, Outbox.lease_owner, Outbox.channel)
         .where(Outbox.status == "pending", col(Outbox.next_attempt_at) <= now, free)
         .order_by(col(Outbox.priority).desc(), col(Outbox.id))
-        .limit(limit)
+        .limit(limit if per_channel is None else limit * 4)
     )
     if skip_channels:
         query = query.where(col(Outbox.channel).not_in(list(skip_channels)))
+    candidates = list(session.exec(query).all())
+    if per_channel is not None:
+        # No more rows per channel than it can send now: the rest would only be
+        # leased and handed back. Other channels get their turn in this batch.
+        taken: dict[str, int] = {}
+        kept = []
+        for row in candidates:
+            if taken.get(row[2], 0) < per_channel:
+                taken[row[2]] = taken.get(row[2], 0) + 1
+                kept.append(row)
+        candidates = kept[:limit]
     leased: dict[int, bool] = {}
-    for item_id, previous_owner in session.exec(query).all():
+    for item_id, previous_owner, _channel in candidates:
         result = session.execute(
             update(Outbox)
             .where(and_(col(Outbox.id) == item_id, Outbox.status == "pending", free))

@@ -75,7 +75,8 @@ class Delivery:
         tasks: list[OutboxTask] = []
         with session_scope(self.services.engine) as session:
             items = outbox.lease_due(session=session, owner=self.owner, now=now,
-                                     lease=self.lease, limit=limit, skip_channels=skip_channels)
+                                     lease=self.lease, limit=limit, skip_channels=skip_channels,
+                                     per_channel=self.burst)
             for item, in_doubt in items:
                 ts = None
                 card = None
@@ -99,12 +100,8 @@ class Delivery:
                 audit.record(session=session, actor="carebot", action="posted",
                              mention_id=task.mention_id, now=now,
                              detail={"channel": task.channel, "ts": ts})
-                # A state change that landed while the post was in flight found no
-                # ts to update: the card went out stale, so refresh it now.
-                if (task.card is not None and task.mention_id is not None
-                        and self.services.card_view_in(session, task.mention_id) != task.card):
-                    outbox.enqueue_card_update(session=session, mention_id=task.mention_id,
-                                               now=now)
+                # A state change that lands while the post is in flight queues an
+                # update that waits for this ts (storage.outbox.enqueue_card_update).
         return done
 
     def release(self, task: OutboxTask, *, seconds: float) -> None:
