@@ -12,13 +12,19 @@ from bot.views import CardView
 from storage import audit, outbox, pacing
 from storage.db import session_scope
 
-#: Transient failures are retried with capped exponential backoff; a row that
-#: has failed this often is parked (kept, alerted, skipped) so it cannot block
-#: the queue.
+#: Transient failures (5xx, timeouts) are retried with capped exponential
+#: backoff. A row still failing after this many attempts *and* this long is
+#: parked (kept, alerted, skipped): a Slack outage of an hour parks nothing.
 MAX_ATTEMPTS = 12
+MAX_TRANSIENT_AGE = timedelta(hours=1)
 #: Permanent failures (Slack said no: channel_not_found, invalid_blocks, ...)
-#: are parked sooner.
+#: are parked after a few attempts.
 MAX_PERMANENT_ATTEMPTS = 3
+#: Backoff between transient failures is capped so that cards flow within a
+#: minute of Slack recovering from an outage.
+MAX_BACKOFF_SECONDS = 60.0
+#: Metadata event type of the alert about a parked row (never itself alerted).
+PARK_ALERT = "carebot_outbox_parked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,24 +127,45 @@ class Delivery:
         count as an attempt: rate limiting is pacing, not failure.
         """
         now = self.services.clock()
-        limit = MAX_PERMANENT_ATTEMPTS if permanent else MAX_ATTEMPTS
+        if permanent:
+            give_up = task.attempts >= MAX_PERMANENT_ATTEMPTS
+        else:
+            age = now - (task.created_at or now)
+            give_up = task.attempts >= MAX_ATTEMPTS and age >= MAX_TRANSIENT_AGE
         with session_scope(self.services.engine) as session:
             if retry_after is not None:
                 outbox.mark_retry(session=session, item_id=task.id, owner=self.owner,
                                   retry_at=now + timedelta(seconds=retry_after), error=error,
                                   refund=True)
                 return "retry"
-            if task.attempts >= limit:
+            if give_up:
                 outbox.mark_parked(session=session, item_id=task.id, owner=self.owner,
                                    error=error)
                 audit.record(session=session, actor="carebot", action="outbox_parked",
                              mention_id=task.mention_id, now=now,
                              detail={"outbox_id": task.id, "kind": task.kind, "error": error})
+                self._alert_parked(session, task, error, now)
                 return "parked"
-            delay = min(2.0 ** (task.attempts - 1), 300.0)
+            delay = min(2.0 ** (task.attempts - 1), MAX_BACKOFF_SECONDS)
             outbox.mark_retry(session=session, item_id=task.id, owner=self.owner,
                               retry_at=now + timedelta(seconds=delay), error=error, refund=False)
             return "retry"
+
+    def _alert_parked(self, session: Any, task: OutboxTask, error: str, now: datetime) -> None:
+        """Tell the team a message was given up on (in the alert or triage channel)."""
+        if (task.payload.get("metadata") or {}).get("event_type") == PARK_ALERT:
+            return  # an alert that cannot be delivered must not alert about itself
+        config = self.services.config
+        channel = config.attention.priority.alert_channel or config.triage_channel
+        what = f"the card for mention {task.mention_id}" if task.mention_id else "a message"
+        text = (f":warning: carebot stopped retrying {what} to <#{task.channel}> after "
+                f"{task.attempts} attempts: `{error}`. It is kept in the outbox "
+                f"(id {task.id}) for replay.")
+        outbox.enqueue_message(session=session, channel=channel, now=now, priority=9,
+                               payload={"channel": channel, "text": text,
+                                        "metadata": {"event_type": PARK_ALERT,
+                                                     "event_payload": {"parked": task.id}}})
+        self.services._notify("outbox")
 
     def next_due(self) -> datetime | None:
         with session_scope(self.services.engine) as session:

@@ -63,6 +63,10 @@ def test_permanent_error_is_parked_without_blocking_other_channels(
     [item] = eventually(parked, timeout=20)
     assert item.channel == "C0SUPPORT" and "channel_not_found" in (item.last_error or "")
     assert item.attempts == 3
+    # ... and the team hears about it, in the triage channel (no alert channel configured).
+    [alert] = fake_slack.wait_for("chat.postMessage", where=lambda c: c.params["channel"]
+                                  == "C0TRIAGE")
+    assert f"(id {item.id})" in alert.params["text"] and "C0SUPPORT" in alert.params["text"]
 
 
 def test_slack_outage_during_claim_delays_the_card_update(bot: BotServer,
