@@ -54,7 +54,8 @@ def blocks_to_rich(blocks: list[dict[str, Any]]) -> str:
             lines.append("[dim]" + "  ".join(mrkdwn_to_rich(e.get("text", ""))
                                              for e in block["elements"]) + "[/dim]")
         elif block["type"] == "actions":
-            labels = [f"[reverse] {e['text']['text']} [/reverse]" for e in block["elements"]]
+            labels = [f"[reverse] {e['text']['text']} [/reverse]" if "text" in e
+                      else "[reverse] ⋯ [/reverse]" for e in block["elements"]]
             lines.append("  ".join(labels))
     return "\n".join(lines)
 
@@ -90,7 +91,7 @@ def run_demo(*, database_url: str, model: str | None, console: Console | None = 
     while tasks := delivery.lease_due(limit=100):
         for task in tasks:
             assert task.card is not None
-            by_channel[task.channel].append(blocks_to_rich(to_dicts(render_card(task.card))))
+            by_channel[task.channel].append(blocks_to_rich(to_dicts(render_card(task.card, channel=task.channel))))
             delivery.succeeded(task, ts=f"demo.{task.id}")
             cards += 1
 
@@ -111,12 +112,10 @@ def run_demo(*, database_url: str, model: str | None, console: Console | None = 
         table.add_column(column)
     categories: dict[str, Counter[str]] = defaultdict(Counter)
     languages: dict[str, Counter[str]] = defaultdict(Counter)
-    lang_of = {m.external_id: (m.lang or "?") for m in items}
-    ids = {mid: item.external_id for mid, item in zip(result.new_ids, items, strict=True)}
     for r in routed:
         key = (r.department or ("triage" if r.channel else "not posted (noise)"))
         categories[key][r.category] += 1
-        languages[key][lang_of.get(ids.get(r.mention_id, ""), "?")] += 1
+        languages[key][services.card_view(r.mention_id).lang or "?"] += 1
     for key in sorted(categories):
         table.add_row(key, str(sum(categories[key].values())),
                       ", ".join(f"{c} {n}" for c, n in categories[key].most_common()),

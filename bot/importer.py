@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bot.domain import MentionIn
+from bot.errors import InvalidInput
 from bot.services.ingest import MentionPayload
 
 
@@ -31,7 +32,7 @@ def read_rows(path: Path) -> list[tuple[int, Any]]:
                 except json.JSONDecodeError as exc:
                     rows.append((number, ValueError(f"not valid JSON: {exc.msg}")))
         return rows
-    raise ValueError(f"{path.name}: expected a .csv or .jsonl file")
+    raise InvalidInput(f"{path.name}: expected a .csv or .jsonl file")
 
 
 def read_mentions(path: Path) -> tuple[list[MentionIn], list[str]]:

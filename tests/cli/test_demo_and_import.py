@@ -1,0 +1,85 @@
+"""`carebot demo` and `carebot import` through the real command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, create_engine, select
+
+from storage.tables import Mention
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def carebot(*args: str, cwd: Path, env: dict[str, str] | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    full_env = {"PATH": os.environ["PATH"], "HOME": str(cwd), "HF_HUB_OFFLINE": "1",
+                "COLUMNS": "120", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_demo_shows_cards_per_channel_with_the_real_engine(tmp_path: Path) -> None:
+    proc = carebot("demo", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    shipped = [json.loads(line) for line in
+               (ROOT / "bot/data/sample_mentions.jsonl").read_text().splitlines()]
+    assert f"{len(shipped)} mentions ingested" in out
+    for channel in ("C0SUPPORT", "C0DOCS", "C0COMMS", "C0MARKETING", "C0SALES", "C0PRODUCT",
+                    "C0LEGAL"):
+        assert f"({channel})" in out, channel
+    for category in ("CASE", "QUERY", "RANT", "RAVE", "LEAD", "RFE", "FRAUD"):
+        assert category in out, category
+    assert "my laptop won't boot since the update, help" in out
+    # Languages are detected, not just carried: the Danish and Russian cases say so.
+    assert "lang da" in out and "lang ru" in out
+    assert "Summary: where each mention went" in out
+
+
+def test_import_csv_and_jsonl_reports_bad_rows_and_skips_duplicates(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'import.db'}"
+    csv_file = tmp_path / "mentions.csv"
+    csv_file.write_text(
+        "source,id,author,text,url,author_reach\n"
+        "twitter,1,dana,my laptop won't boot since the update,https://x.com/d/1,300\n"
+        "twitter,2,,no author here,,\n"
+        "twitter,3,lars,virker ikke,ftp://bad,12\n"
+        "twitter,4,mia,\"multi\nline, with comma\",,\n", encoding="utf-8")
+    proc = carebot("import", str(csv_file), cwd=tmp_path, env={"DATABASE_URL": db})
+    assert proc.returncode == 0, proc.stderr
+    assert "imported 2 new mention(s), 0 already stored, 2 invalid row(s) skipped" in proc.stdout
+    assert "line 3: author" in proc.stderr and "line 4: url" in proc.stderr
+
+    jsonl = tmp_path / "more.jsonl"
+    jsonl.write_text(json.dumps({"source": "twitter", "id": "1", "author": "dana",
+                                 "text": "again"}) + "\n{broken\n" +
+                     json.dumps({"source": "reddit", "id": "t3_x", "author": "u/a",
+                                 "text": "hjælp"}) + "\n", encoding="utf-8")
+    proc = carebot("import", str(jsonl), cwd=tmp_path, env={"DATABASE_URL": db})
+    assert "imported 1 new mention(s), 1 already stored, 1 invalid row(s) skipped" in proc.stdout
+    assert "line 2: not valid JSON" in proc.stderr
+
+    engine = create_engine(db)
+    with Session(engine) as session:
+        rows = session.exec(select(Mention).order_by(Mention.id)).all()
+    assert [(m.source, m.external_id) for m in rows] == [
+        ("twitter", "1"), ("twitter", "4"), ("reddit", "t3_x")]
+    assert rows[1].text == "multi\nline, with comma"
+    assert rows[0].author_reach == 300
+
+
+def test_import_of_an_unknown_file_type_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "mentions.xlsx"
+    bad.write_text("x")
+    proc = carebot("import", str(bad), cwd=tmp_path,
+                   env={"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+    assert proc.returncode != 0
+    assert "expected a .csv or .jsonl file" in proc.stderr
+    assert "Traceback" not in proc.stderr
