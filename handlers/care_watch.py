@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.services import Services
-from handlers.blocks import escape
+from handlers.blocks import escape, truncate
 from handlers.commands import CareCommand, CareRegistry
 
 USAGE = ("Usage: `/care watch add <list> <@handle|source:@handle>`, "
@@ -34,7 +34,7 @@ def register_care(registry: CareRegistry, services: Services) -> None:
             text = "*Watch lists*\n" + ("\n".join(lines) or "none yet")
         else:
             text = USAGE
-        cmd.respond(text=text, response_type="ephemeral")
+        cmd.respond(text=truncate(text, 3900), response_type="ephemeral")
 
     registry.add("watch", "`/care watch add|remove|list` — watch lists shown on cards "
                           "(admins change them)", watch)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlmodel import Session, select
 
 from storage import attention as state
 from storage.tables import AuditLog
-from tests.attention.conftest import ADMIN, Clock
+from tests.attention.conftest import ADMIN, T0, Clock
 from tests.harness.bot_server import BotServer, eventually
 from tests.harness.fake_slack import Call, FakeSlack
 from tests.harness.signing import command_body
@@ -79,7 +81,7 @@ def test_watched_author_is_escalated_once_and_unwatched_never(
             assert auto_escalations(bot, watched) == []
 
     [escalation] = auto_escalations(bot, watched)
-    assert escalation.at == clock.at(minutes=10)
+    assert escalation.at == T0 + timedelta(minutes=10)
     assert "mvp" in escalation.detail["reason"]
     assert auto_escalations(bot, unwatched) == []
     with Session(bot.runtime.engine) as session:
