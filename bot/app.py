@@ -38,6 +38,7 @@ from bot.config import CareConfig, Settings, load_care_config
 from bot.errors import InvalidInput
 from bot.services import Clock, Services, utc_clock
 from bot.services.delivery import Delivery
+from bot.services.dispatch import Dispatcher
 from bot.services.ingest import parse_ingest_body
 from bot.workers import Worker, Workers
 from handlers import register_all
@@ -161,6 +162,9 @@ def build_runtime(
                                    poll=poll))
     workers.add("outbox", Worker("outbox", deliverer.run_once, poll=poll,
                                  idle_wait=deliverer.wait_hint))
+    # Outbound HTTP of the workflow (CRM case webhooks, source replies), durable.
+    workers.add("dispatch", Worker("dispatch", Dispatcher(services.workflow, owner=owner).run_once,
+                                   poll=poll))
     scheduler = JobScheduler(engine, owner=owner, clock=clock)
     register_jobs(scheduler, services)
     return Runtime(settings=settings, config=config, engine=engine, services=services,

@@ -178,6 +178,49 @@ def sources_poll(names: tuple[str, ...]) -> None:
         poller.close()
 
 
+def _offline_services() -> Any:
+    """Services over DATABASE_URL and CAREBOT_CONFIG, for commands that classify nothing."""
+    from bot.config import load_care_config
+    from bot.services import Services
+    from storage.db import make_engine, migrate
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    return Services(engine=engine, config=load_care_config(settings.carebot_config),
+                    classifier=_no_classifier())
+
+
+@main.group()
+def reviews() -> None:
+    """After-action reviews of Social 911 escalations."""
+
+
+@reviews.command("export")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the CSV here (default: standard output).")
+def reviews_export(out: Path | None) -> None:
+    """Export every after-action review as CSV."""
+    data = _offline_services().workflow.escalations.export_reviews_csv()
+    if out is None:
+        click.echo(data, nl=False)
+    else:
+        out.write_text(data, encoding="utf-8")
+        click.echo(f"wrote {max(0, data.count(chr(10)) - 1)} review(s) to {out}", err=True)
+
+
+@main.group()
+def dispatch() -> None:
+    """The durable outbound queue (CRM case webhooks, replies through sources)."""
+
+
+@dispatch.command("requeue")
+def dispatch_requeue() -> None:
+    """Retry every parked request (after fixing the receiver or its secret)."""
+    count = _offline_services().workflow.escalations.requeue_parked()
+    click.echo(f"requeued {count} parked request(s); the running bot sends them")
+
+
 def _no_classifier() -> Any:
     from bot.classify.rules import RulesClassifier
 

@@ -305,6 +305,59 @@ class AttentionConfig(BaseModel):
     monitoring_days: int = Field(default=7, ge=0, le=90)
 
 
+class EscalationConfig(BaseModel):
+    """Social 911: where escalations are posted, who is pinged, where cases are opened."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Channel for escalation posts; ``None`` posts none (the card still shows it).
+    channel: str | None = None
+    #: Slack user group id (``S...``) pinged in the escalation post.
+    user_group: str | None = None
+    #: Outbound CRM webhook that opens a case; ``None`` opens none.
+    crm_webhook_url: str | None = None
+    #: Name of the environment variable holding the webhook's HMAC secret.
+    crm_secret_env: str = "CAREBOT_CRM_SECRET"
+    crm_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("crm_webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+
+class PermissionsConfig(BaseModel):
+    """Who may do what: Slack user ids (``U...``/``W...``) or user group ids (``S...``).
+
+    An empty list lets everyone do that action; ``admin`` may do every action.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    escalate: list[str] = Field(default_factory=list)
+    resolve: list[str] = Field(default_factory=list)
+    admin: list[str] = Field(default_factory=list)
+
+    @field_validator("escalate", "resolve", "admin")
+    @classmethod
+    def _slack_ids(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not item or item[0] not in "UWS" or not item.isalnum():
+                raise ValueError(f"{item!r} is not a Slack user id (U...) or user group id (S...)")
+        return value
+
+
+class WorkflowConfig(BaseModel):
+    """Engagement workflow on the cards (escalation, permissions)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    escalation: EscalationConfig = Field(default_factory=EscalationConfig)
+    permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
+
+
 class CareConfig(BaseModel):
     """The business configuration (``CAREBOT_CONFIG`` YAML)."""
 
@@ -318,6 +371,7 @@ class CareConfig(BaseModel):
     classification: ClassificationConfig = Field(default_factory=ClassificationConfig)
     sample_terms: dict[Category, dict[str, list[str]]] = Field(default_factory=dict)
     sla_minutes: dict[Category, int] = Field(default_factory=dict)
+    workflow: WorkflowConfig = Field(default_factory=WorkflowConfig)
     attention: AttentionConfig = Field(default_factory=AttentionConfig)
     stats: StatsConfig = Field(default_factory=StatsConfig)
     sources: list[SourceConfig] = Field(default_factory=list)

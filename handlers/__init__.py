@@ -17,11 +17,13 @@ def register_all(app: App, services: Services) -> None:
         errors,
         events,
         home,
+        views,
     )
 
     errors.register(app, services)
     actions.register(app, services)
     events.register(app, services)
+    views.register(app, services)
     home.register(app, services)
     registry = commands.CareRegistry()
     # Feature modules add their /care subcommands here: module.register_care(registry, services)

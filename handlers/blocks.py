@@ -6,16 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from slack_sdk.models.blocks import (
-    ActionsBlock,
     Block,
-    ButtonElement,
     ContextBlock,
     MarkdownTextObject,
     SectionBlock,
 )
 
 from bot.views import CardView
-from handlers.ids import CardAction, CardRef
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -108,18 +105,11 @@ def render_card(view: CardView, *, channel: str | None = None) -> list[Block]:
     if badges:
         blocks.append(ContextBlock(block_id="attention",
                                    elements=[MarkdownTextObject(text=badges)]))
-    ref = CardRef(m=view.mention_id).dump()
-    if view.claimed_by:
-        since = slack_date(view.claimed_at, "{time} ({ago})") if view.claimed_at else ""
-        blocks.append(ContextBlock(block_id="state", elements=[
-            MarkdownTextObject(text=f":raising_hand: Claimed by <@{view.claimed_by}> {since}")]))
-        buttons = [ButtonElement(text="Unclaim", action_id=CardAction.UNCLAIM, value=ref)]
-    else:
-        buttons = [ButtonElement(text="Claim", action_id=CardAction.CLAIM, value=ref,
-                                 style="primary")]
-    if view.url:
-        buttons.append(ButtonElement(text="Open", action_id=CardAction.OPEN_LINK, url=view.url))
-    blocks.append(ActionsBlock(block_id="actions", elements=buttons))
+    # The workflow's state lines and actions (handlers/workflow_blocks.py).
+    from handlers.workflow_blocks import actions_block, state_blocks
+
+    blocks += state_blocks(view)
+    blocks.append(actions_block(view))
     return check_message(blocks)
 
 

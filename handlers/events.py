@@ -7,8 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App, BoltResponse
+from slack_sdk import WebClient
 
 from bot.services import Services
+from handlers.errors import guarded
 
 log = logging.getLogger(__name__)
 
@@ -30,5 +32,14 @@ def register(app: App, services: Services) -> None:
             thread_ts=event.get("ts"))
 
     @app.event("message")
-    def on_message(event: dict[str, Any]) -> None:
-        return None  # thread discussion on cards is recorded by the workflow issue
+    @guarded
+    def on_message(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
+        # Staff replies in a card's thread are internal discussion: recorded, never
+        # sent to the customer. Edits, joins and bot posts (our own notes) are skipped.
+        thread_ts = event.get("thread_ts")
+        if (event.get("subtype") or event.get("bot_id") or not thread_ts
+                or thread_ts == event.get("ts") or not event.get("user")):
+            return
+        services.workflow.record_thread_reply(
+            channel=str(event.get("channel", "")), thread_ts=str(thread_ts),
+            ts=str(event.get("ts", "")), user=str(event["user"]), text=str(event.get("text", "")))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import Session, col
 
 from storage.tables import Engagement
@@ -19,7 +19,8 @@ def try_claim(*, session: Session, mention_id: int, user: str, now: datetime) ->
     result = session.execute(
         update(Engagement)
         .where(col(Engagement.mention_id) == mention_id, col(Engagement.claimed_by).is_(None))
-        .values(claimed_by=user, claimed_at=now, version=Engagement.version + 1)
+        .values(claimed_by=user, claimed_at=now, version=Engagement.version + 1,
+                first_claimed_at=func.coalesce(Engagement.first_claimed_at, now))
     )
     return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
 

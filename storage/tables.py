@@ -124,6 +124,22 @@ class Engagement(SQLModel, table=True):
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
     version: int = 0
+    # Workflow milestones (migration 0004); durations are derived from these.
+    first_claimed_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    first_response_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    responded_by: str | None = Field(default=None, max_length=64)
+    escalated_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    escalated_by: str | None = Field(default=None, max_length=64)
+    resolved_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    resolved_by: str | None = Field(default=None, max_length=64)
 
 
 class AuditLog(SQLModel, table=True):

@@ -12,6 +12,7 @@ from bot.config import CareConfig
 from bot.domain import Category, MentionIn, Prediction
 from bot.errors import AlreadyClaimed, NotAllowed, NotFound
 from bot.services.attention import Attention, agent_conversion_score, workflow_escalate
+from bot.services.workflow import Workflow
 from bot.views import CardView
 from storage import audit, engagements, mentions, outbox
 from storage.db import Engine, Session, session_scope
@@ -75,6 +76,8 @@ class Services:
         self.attention = Attention(engine=engine, config=config, clock=clock,
                                    notify=self._notify, escalate=workflow_escalate(self),
                                    conversion_score=agent_conversion_score(self))
+        # Card actions beyond claim (respond, escalate, resolve, reclassify...).
+        self.workflow = Workflow(self)
 
     def session(self) -> Session:  # pragma: no cover - convenience for callers
         return Session(self.engine, expire_on_commit=False)
@@ -248,6 +251,7 @@ class Services:
             claimed_by=engagement.claimed_by if engagement else None,
             claimed_at=engagement.claimed_at if engagement else None,
             moved_to_channel=current.channel if current else None,
+            workflow=self.workflow.card_state(session, mention_id),
             **self.attention.card_fields(session, mention_id),
         )
 

@@ -67,3 +67,22 @@ def event_body(event: dict[str, Any], *, event_id: str) -> str:
         "type": "event_callback", "event_id": event_id, "event_time": int(time.time()),
         "event": event,
     })
+
+
+def view_submission(callback_id: str, values: dict[str, dict[str, Any]], *, user: str,
+                    private_metadata: str = "", view_id: str = "V0MODAL") -> dict[str, Any]:
+    """A ``view_submission`` payload; ``values`` is ``view.state.values`` as Slack sends it."""
+    return {
+        "type": "view_submission",
+        "team": {"id": "T0FAKE", "domain": "fake"},
+        "user": {"id": user, "username": user.lower(), "team_id": "T0FAKE"},
+        "api_app_id": "A0CAREBOT",
+        "token": "legacy",
+        "trigger_id": "13345224609.738474920.8088930838d88f0",
+        "view": {
+            "id": view_id, "team_id": "T0FAKE", "type": "modal", "callback_id": callback_id,
+            "private_metadata": private_metadata, "state": {"values": values},
+            "hash": "156772938.1827394", "app_id": "A0CAREBOT", "bot_id": "B0BOT",
+        },
+        "response_urls": [],
+    }
