@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.request.internals import parse_body
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
@@ -26,6 +27,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -36,16 +38,19 @@ from starlette.routing import Route
 from bot.classify import Classifier
 from bot.config import CareConfig, Settings, load_care_config
 from bot.errors import InvalidInput
+from bot.metrics import Metrics
 from bot.services import Clock, Services, utc_clock
 from bot.services.delivery import Delivery
 from bot.services.dispatch import Dispatcher
 from bot.services.ingest import parse_ingest_body
 from bot.workers import Worker, Workers
 from handlers import register_all
+from handlers.envelope import envelope_problems
 from handlers.outbox import SlackDeliverer
 from scheduler.core import JobScheduler
 from scheduler.jobs import register_jobs
-from storage.db import Engine, make_engine, migrate
+from storage.db import Engine, make_engine, migrate, session_scope
+from storage.observability import QueueSnapshot, queue_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +140,16 @@ def build_runtime(
     if classifier is None:
         classifier = default_classifier(settings, config)
     workers = Workers()
+    owner = replica_id()
+    metrics = Metrics(replica=owner)
     services = Services(engine=engine, config=config, classifier=classifier, clock=clock,
-                        notify=workers.notify)
+                        notify=workers.notify, metrics=metrics)
+
+    def queues() -> QueueSnapshot:
+        with session_scope(engine) as session:
+            return queue_snapshot(session=session)
+
+    metrics.watch(queues)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     signing = (settings.slack_signing_secret.get_secret_value()
                if settings.slack_signing_secret else None)
@@ -156,7 +169,6 @@ def build_runtime(
     # The outbox owns its retry policy (durable, paced): no hidden retries below it.
     outbox_client = WebClient(token=token, base_url=settings.slack_api_url, timeout=10,
                               retry_handlers=[])
-    owner = replica_id()
     deliverer = SlackDeliverer(Delivery(services, owner=owner, rate=rate), outbox_client)
     workers.add("pipeline", Worker("pipeline", lambda: len(services.route_pending(owner=owner)),
                                    poll=poll))
@@ -175,6 +187,8 @@ def create_asgi(runtime: Runtime, *, start_workers: bool = True) -> Starlette:
     """The HTTP surface: Slack events, ingest, health."""
     settings = runtime.settings
     ingest_token = settings.ingest_token.get_secret_value() if settings.ingest_token else None
+    verifier = (SignatureVerifier(settings.slack_signing_secret.get_secret_value())
+                if settings.slack_signing_secret else None)
 
     async def slack_events(request: Request) -> Response:
         body = await request.body()
@@ -182,6 +196,25 @@ def create_asgi(runtime: Runtime, *, start_workers: bool = True) -> Starlette:
             text_body = body.decode("utf-8")
         except UnicodeDecodeError:
             return JSONResponse({"error": "body is not UTF-8"}, status_code=400)
+        headers = dict(request.headers)
+        # Authenticate, then check the body's shape, before Bolt reads it: Bolt
+        # assumes Slack's types while building a request, so a signed but
+        # malformed body would otherwise raise inside it and answer 500.
+        if verifier is not None and not verifier.is_valid(
+                body=text_body, timestamp=headers.get("x-slack-request-timestamp", ""),
+                signature=headers.get("x-slack-signature", "")):
+            return JSONResponse({"error": "invalid request"}, status_code=401)
+        try:
+            # Bolt's own parser, and its reading of the content type.
+            parsed = parse_body(text_body, headers.get("content-type", "").split(";")[0] or None)
+        except ValueError as exc:
+            return JSONResponse({"error": "malformed Slack payload",
+                                 "detail": [{"loc": "body", "msg": f"not valid JSON: {exc}"}]},
+                                status_code=400)
+        problems = envelope_problems(parsed)
+        if problems:
+            return JSONResponse({"error": "malformed Slack payload", "detail": problems},
+                                status_code=400)
         bolt_request = BoltRequest(body=text_body, query=str(request.query_params),
                                    headers=dict(request.headers))
         # Bolt's App is synchronous: dispatch in the thread pool so the event
@@ -214,6 +247,11 @@ def create_asgi(runtime: Runtime, *, start_workers: bool = True) -> Starlette:
         return JSONResponse({"accepted": len(result.new_ids), "duplicates": result.duplicates,
                              "ids": result.new_ids}, status_code=202)
 
+    async def metrics(request: Request) -> Response:
+        # The queue gauges query the database: off the event loop.
+        data, content_type = await run_in_threadpool(runtime.services.metrics.exposition)
+        return Response(data, headers={"Content-Type": content_type})
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -245,6 +283,7 @@ def create_asgi(runtime: Runtime, *, start_workers: bool = True) -> Starlette:
         Route("/ingest", ingest, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

@@ -19,9 +19,15 @@ def _settings(**overrides: Any) -> Settings:
     return load_settings(**overrides)
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def _setup_logging(settings: Settings) -> None:
+    """Text or JSON log lines (``CAREBOT_LOG_FORMAT``), secrets redacted from all of them."""
+    from bot.logs import configure_logging
+
+    secrets = [s.get_secret_value() if s else None
+               for s in (settings.slack_bot_token, settings.slack_signing_secret,
+                         settings.slack_app_token, settings.ingest_token)]
+    configure_logging(level=settings.carebot_log_level, fmt=settings.carebot_log_format,
+                      secrets=secrets)
 
 
 @click.group()
@@ -39,7 +45,7 @@ def run(socket: bool, host: str, port: int) -> None:
     from bot.app import build_runtime, create_asgi
 
     settings = _settings()
-    _setup_logging(settings.carebot_log_level)
+    _setup_logging(settings)
     settings.require("slack_bot_token", "ingest_token")
     if socket:
         settings.require("slack_app_token")
@@ -55,13 +61,15 @@ def run(socket: bool, host: str, port: int) -> None:
 
         assert settings.slack_app_token is not None
         # The ingest endpoint and health checks still listen over HTTP.
-        server = uvicorn.Server(uvicorn.Config(asgi, host=host, port=port, log_level="warning"))
+        server = uvicorn.Server(uvicorn.Config(asgi, host=host, port=port, log_level="warning",
+                                               log_config=None))
         threading.Thread(target=server.run, name="carebot-http", daemon=True).start()
         SocketModeHandler(runtime.bolt, settings.slack_app_token.get_secret_value()).start()
         return
     import uvicorn
 
-    uvicorn.run(asgi, host=host, port=port, log_level="info", access_log=False)
+    # log_config=None: uvicorn's records go through our (redacting) root handler.
+    uvicorn.run(asgi, host=host, port=port, log_level="info", access_log=False, log_config=None)
 
 
 @main.command(name="import")
@@ -73,7 +81,7 @@ def import_cmd(file: Path) -> None:
     from storage.db import make_engine, migrate
 
     settings = _settings()
-    _setup_logging(settings.carebot_log_level)
+    _setup_logging(settings)
     items, problems = read_mentions(file)
     for problem in problems:
         click.echo(f"skipped {problem}", err=True)
@@ -130,7 +138,7 @@ def customers_import(file: Path) -> None:
     from storage.db import make_engine, migrate
 
     settings = _settings()
-    _setup_logging(settings.carebot_log_level)
+    _setup_logging(settings)
     rows, problems = read_customers_csv(file)
     for problem in problems:
         click.echo(f"skipped {problem}", err=True)
@@ -160,7 +168,7 @@ def sources_poll(names: tuple[str, ...]) -> None:
     from storage.db import make_engine, migrate
 
     settings = _settings()
-    _setup_logging(settings.carebot_log_level)
+    _setup_logging(settings)
     engine = make_engine(settings.database_url)
     migrate(engine)
     services = Services(engine=engine, config=load_care_config(settings.carebot_config),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     carebot_model: str = "default"
     carebot_env: str = "production"
     carebot_log_level: str = "INFO"
+    #: ``text`` (default) or ``json``: one JSON object per log line.
+    carebot_log_format: Literal["text", "json"] = "text"
 
     @field_validator("slack_api_url")
     @classmethod

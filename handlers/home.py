@@ -88,8 +88,8 @@ def register(app: App, services: Services) -> None:
     @app.event("app_home_opened")
     @guarded
     def home_opened(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
-        if event.get("tab", "home") != "home":
-            return
-        user = event["user"]
+        user = event.get("user")
+        if event.get("tab", "home") != "home" or not isinstance(user, str) or not user:
+            return  # another tab, or no user whose Home to render
         view = render_home(services.attention.home(user=user))
         client.views_publish(user_id=user, view=view.to_dict())

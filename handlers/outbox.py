@@ -14,6 +14,7 @@ import logging
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.metrics import channel_kind
 from bot.services.delivery import Delivery, OutboxTask
 from handlers.blocks import card_fallback_text, render_card, to_dicts
 
@@ -35,6 +36,7 @@ class SlackDeliverer:
         self.client = client
         self.batch = batch
         self._wait_hint = 1.0
+        self.metrics = delivery.services.metrics
 
     def run_once(self) -> int:
         """Send what is due, highest priority first; returns how many were sent or failed."""
@@ -72,6 +74,7 @@ class SlackDeliverer:
                 ts = self._call(task)
         except SlackApiError as exc:
             status = exc.response.status_code
+            self.metrics.slack_error(method=_method(exc, task), status=str(status))
             code = str(exc.response.get("error", "")) if exc.response.data else ""
             if status == 429:
                 retry_after = float(exc.response.headers.get("Retry-After", "1") or 1)
@@ -88,12 +91,23 @@ class SlackDeliverer:
                         code, outcome)
             return
         except (OSError, TimeoutError) as exc:  # connection refused, reset, timeout
+            self.metrics.slack_error(method=_method(None, task), status="unreachable")
             outcome = self.delivery.failed(task, error=type(exc).__name__, retry_after=None,
                                            permanent=False)
             log.warning("slack unreachable outbox=%s error=%s -> %s", task.id,
                         type(exc).__name__, outcome)
             return
-        self.delivery.succeeded(task, ts=ts)
+        if self.delivery.succeeded(task, ts=ts):
+            self._count_posted(task)
+
+    def _count_posted(self, task: OutboxTask) -> None:
+        services = self.delivery.services
+        latency = None
+        if task.kind == "post_card" and task.card is not None and task.card.ingested_at:
+            latency = (services.clock() - task.card.ingested_at).total_seconds()
+        self.metrics.posted(kind=task.kind, channel_kind=channel_kind(services.config,
+                                                                      task.channel),
+                            latency=latency)
 
     def _already_posted(self, task: OutboxTask) -> str | None:
         """The ts of this task's message if an earlier, interrupted attempt posted it.
@@ -148,3 +162,11 @@ class SlackDeliverer:
             return str(resp["ts"])
         self.client.chat_update(channel=task.channel, ts=task.ts, text=text, blocks=blocks)
         return task.ts
+
+
+def _method(exc: SlackApiError | None, task: OutboxTask) -> str:
+    """The Web API method that failed: from the response's URL, else from the task."""
+    url = getattr(exc.response, "api_url", "") if exc is not None else ""
+    if url:
+        return str(url).rstrip("/").rsplit("/", 1)[-1]
+    return "chat.update" if task.kind == "update_card" else "chat.postMessage"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,10 +12,11 @@ from bot.classify import Classifier
 from bot.config import CareConfig
 from bot.domain import Category, MentionIn, Prediction
 from bot.errors import AlreadyClaimed, NotAllowed, NotFound
+from bot.metrics import Metrics
 from bot.services.attention import Attention, agent_conversion_score, workflow_escalate
 from bot.services.workflow import Workflow
 from bot.views import CardView
-from storage import audit, engagements, mentions, outbox
+from storage import audit, engagements, mentions, observability, outbox
 from storage.db import Engine, Session, session_scope
 from storage.tables import Mention
 
@@ -57,6 +59,7 @@ class Services:
         clock: source of "now" (tests pass a controllable one).
         notify: called with ``"pipeline"`` or ``"outbox"`` when new work is queued,
             so in-process workers wake at once instead of at their next poll.
+        metrics: this runtime's Prometheus metrics (a private registry by default).
     """
 
     def __init__(
@@ -67,8 +70,10 @@ class Services:
         classifier: Classifier,
         clock: Clock = utc_clock,
         notify: Callable[[str], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
+        self.metrics = metrics or Metrics()
         self.config = config
         self.classifier = classifier
         self.clock = clock
@@ -92,6 +97,9 @@ class Services:
             for mention_id in new_ids:
                 audit.record(session=session, actor="carebot", action="ingested",
                              mention_id=mention_id, now=now)
+            by_source = (Counter(item.source for item in items) if len(new_ids) == len(items)
+                         else observability.sources_of(session=session, mention_ids=new_ids))
+        self.metrics.ingested(by_source, duplicates=len(items) - len(new_ids))
         if new_ids:
             self._notify("pipeline")
         return IngestResult(new_ids=new_ids, duplicates=len(items) - len(new_ids))
@@ -112,6 +120,7 @@ class Services:
         predictions = self.classifier.predict([m.text for m in batch], [m.lang for m in batch])
         self.attention.prepare(batch)  # CRM lookups, outside the write transaction
         results: list[RouteResult] = []
+        methods: list[str] = []
         queued = False
         with session_scope(self.engine) as session:
             now = self.clock()
@@ -136,6 +145,9 @@ class Services:
                     queued = True
                 results.append(RouteResult(fresh.id, prediction.category.value,  # type: ignore[arg-type]
                                            department, channel))
+                methods.append(prediction.method)
+        for result, method in zip(results, methods, strict=True):
+            self.metrics.classified(category=result.category, method=method)
         if queued:
             self._notify("outbox")
         return results

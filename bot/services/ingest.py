@@ -22,6 +22,8 @@ from bot.errors import InvalidInput
 
 MAX_BATCH = 1000
 MAX_TEXT = 40_000
+#: The database column is a 32-bit integer on PostgreSQL.
+MAX_REACH = 2**31 - 1
 
 Str = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
@@ -40,11 +42,19 @@ class MentionPayload(BaseModel):
         validation_alias=AliasChoices("author", "author_handle")
     )
     url: Annotated[str, StringConstraints(max_length=2048)] | None = None
-    author_reach: Annotated[int, Field(ge=0)] | None = Field(
+    author_reach: Annotated[int, Field(ge=0, le=MAX_REACH)] | None = Field(
         default=None, validation_alias=AliasChoices("author_reach", "followers", "reach")
     )
     lang: Annotated[str, StringConstraints(min_length=2, max_length=16)] | None = None
     published_at: datetime | None = None
+
+    @field_validator("source", "external_id", "text", "author", "url", "lang", mode="after")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        # PostgreSQL text cannot hold NUL; refuse it here rather than fail at insert.
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain NUL (\\u0000) characters")
+        return value
 
     @field_validator("external_id", mode="before")
     @classmethod
@@ -63,9 +73,14 @@ class MentionPayload(BaseModel):
     @field_validator("published_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is out of range once converted to UTC") from None
 
     def to_domain(self) -> MentionIn:
         return MentionIn(

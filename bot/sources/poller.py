@@ -147,6 +147,7 @@ class Poller:
             repo.set_backoff(session=session, source=name, until=now + timedelta(seconds=delay))
         log.warning("source %s failed (%d in a row): %s; next try in %.0fs",
                     name, failures, error, delay)
+        self.services.metrics.source_error(name)
         return PollResult(name, "failed", error=error)
 
     def _take(self, name: str, query: str, page: Page) -> Counter[str]:
