@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
+# The suite mostly waits on HTTP round trips and timers: more workers than cores pay off.
+TEST_WORKERS ?= 4
 
 .PHONY: demo test venv lint bench clean postgres
 
@@ -20,7 +22,7 @@ demo: $(STAMP)
 	$(VENV)/bin/carebot demo
 
 test: $(STAMP) postgres
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The storage, workflow and scheduler suites also run on a real PostgreSQL,
 # which the tests start themselves on 127.0.0.1 from Debian's binaries.

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
@@ -130,7 +131,7 @@ def build_runtime(
     classifier: Classifier | None = None,
     clock: Clock = utc_clock,
     engine: Engine | None = None,
-    rate: float = 1.0,
+    rate: float | None = None,
     poll: float = 1.0,
 ) -> Runtime:
     """Wire the whole bot. ``settings.require`` has been checked by the caller."""
@@ -154,7 +155,9 @@ def build_runtime(
     signing = (settings.slack_signing_secret.get_secret_value()
                if settings.slack_signing_secret else None)
     # Listener-side calls (ephemeral replies) retry briefly on 429/5xx.
-    bolt_client = WebClient(token=token, base_url=settings.slack_api_url, timeout=10,
+    # No token on it: Bolt hands each request a client with the token that
+    # ``authorize`` returns.
+    bolt_client = WebClient(base_url=settings.slack_api_url, timeout=10,
                             retry_handlers=[ConnectionErrorRetryHandler(),
                                             RateLimitErrorRetryHandler(max_retry_count=1),
                                             ServerErrorRetryHandler(max_retry_count=1)])
@@ -169,9 +172,12 @@ def build_runtime(
     # The outbox owns its retry policy (durable, paced): no hidden retries below it.
     outbox_client = WebClient(token=token, base_url=settings.slack_api_url, timeout=10,
                               retry_handlers=[])
-    deliverer = SlackDeliverer(Delivery(services, owner=owner, rate=rate), outbox_client)
-    workers.add("pipeline", Worker("pipeline", lambda: len(services.route_pending(owner=owner)),
-                                   poll=poll))
+    lease = timedelta(seconds=settings.carebot_lease_seconds)
+    deliverer = SlackDeliverer(
+        Delivery(services, owner=owner, rate=rate or settings.carebot_slack_rate, lease=lease),
+        outbox_client)
+    workers.add("pipeline", Worker(
+        "pipeline", lambda: len(services.route_pending(owner=owner, lease=lease)), poll=poll))
     workers.add("outbox", Worker("outbox", deliverer.run_once, poll=poll,
                                  idle_wait=deliverer.wait_hint))
     # Outbound HTTP of the workflow (CRM case webhooks, source replies), durable.

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     carebot_log_level: str = "INFO"
     #: ``text`` (default) or ``json``: one JSON object per log line.
     carebot_log_format: Literal["text", "json"] = "text"
+    #: Messages per second per Slack channel (Slack allows about 1, with short bursts).
+    carebot_slack_rate: float = Field(default=1.0, gt=0, le=50)
+    #: How long a worker holds a leased queue row; a crashed replica's work is
+    #: taken over by the others after this.
+    carebot_lease_seconds: float = Field(default=60.0, ge=1, le=3600)
 
     @field_validator("slack_api_url")
     @classmethod
@@ -373,11 +378,11 @@ class CareConfig(BaseModel):
     classification: ClassificationConfig = Field(default_factory=ClassificationConfig)
     sample_terms: dict[Category, dict[str, list[str]]] = Field(default_factory=dict)
     sla_minutes: dict[Category, int] = Field(default_factory=dict)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    noise: NoiseConfig = Field(default_factory=NoiseConfig)
     workflow: WorkflowConfig = Field(default_factory=WorkflowConfig)
     attention: AttentionConfig = Field(default_factory=AttentionConfig)
     stats: StatsConfig = Field(default_factory=StatsConfig)
-    sources: list[SourceConfig] = Field(default_factory=list)
-    noise: NoiseConfig = Field(default_factory=NoiseConfig)
 
     @field_validator("timezone")
     @classmethod

@@ -104,7 +104,8 @@ class Services:
             self._notify("pipeline")
         return IngestResult(new_ids=new_ids, duplicates=len(items) - len(new_ids))
 
-    def route_pending(self, *, owner: str, limit: int = 64) -> list[RouteResult]:
+    def route_pending(self, *, owner: str, limit: int = 64,
+                      lease: timedelta = timedelta(minutes=2)) -> list[RouteResult]:
         """Classify a batch of new mentions and queue their cards.
 
         Leasing, classifying and recording are three steps so the database is
@@ -114,7 +115,7 @@ class Services:
         now = self.clock()
         with session_scope(self.engine) as session:
             batch = mentions.lease_new(session=session, owner=owner, limit=limit, now=now,
-                                       lease=timedelta(minutes=2))
+                                       lease=lease)
         if not batch:
             return []
         predictions = self.classifier.predict([m.text for m in batch], [m.lang for m in batch])
