@@ -13,6 +13,7 @@ def register_all(app: App, services: Services) -> None:
         care_sources,
         care_stats,
         care_watch,
+        care_workflow,
         commands,
         errors,
         events,
@@ -30,4 +31,5 @@ def register_all(app: App, services: Services) -> None:
     care_stats.register_care(registry, services)
     care_sources.register_care(registry, services)
     care_watch.register_care(registry, services)
+    care_workflow.register_care(registry, services)
     commands.register(app, services, registry)

@@ -22,7 +22,7 @@ from handlers.workflow_blocks import BlockKitMessages
 
 def _action(body: dict[str, Any]) -> dict[str, Any]:
     actions = body.get("actions") or [{}]
-    return actions[0]
+    return dict(actions[0])
 
 
 def _value(body: dict[str, Any]) -> str | None:

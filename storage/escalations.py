@@ -106,7 +106,7 @@ def lease_due(*, session: Session, owner: str, now: datetime, lease: timedelta,
     for item_id in ids:
         result = session.execute(
             update(Dispatch)
-            .where(and_(col(Dispatch.id) == item_id, Dispatch.status == "pending", free))
+            .where(and_(col(Dispatch.id) == item_id, col(Dispatch.status) == "pending", free))
             .values(lease_owner=owner, lease_until=now + lease, attempts=Dispatch.attempts + 1)
         )
         if result.rowcount == 1:  # type: ignore[attr-defined]
@@ -156,7 +156,7 @@ def mark_parked(*, session: Session, item_id: int, owner: str, error: str) -> bo
 def requeue_parked(*, session: Session, now: datetime) -> int:
     """Give every parked row a fresh set of attempts (after the receiver is fixed)."""
     result = session.execute(
-        update(Dispatch).where(Dispatch.status == "parked")
+        update(Dispatch).where(col(Dispatch.status) == "parked")
         .values(status="pending", attempts=0, next_attempt_at=now, lease_owner=None,
                 lease_until=None)
     )

@@ -118,7 +118,7 @@ def finish_reply(*, session: Session, reply_id: int, from_status: str, to_status
     if external_id is not None:
         values["external_id"] = external_id
     result = session.execute(
-        update(Reply).where(col(Reply.id) == reply_id, Reply.status == from_status)
+        update(Reply).where(col(Reply.id) == reply_id, col(Reply.status) == from_status)
         .values(**values)
     )
     return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
@@ -192,7 +192,7 @@ def move_card(*, session: Session, mention_id: int, channel: str, priority: int,
         # post itself so no card update waits for its ts.
         cancelled = session.execute(
             update(Outbox)
-            .where(col(Outbox.id) == item_id, Outbox.status == "pending",
+            .where(col(Outbox.id) == item_id, col(Outbox.status) == "pending",
                    col(Outbox.lease_owner).is_(None))
             .values(status="cancelled", post_id=None, last_error="card moved before it was posted")
         ).rowcount == 1  # type: ignore[attr-defined]
@@ -200,10 +200,11 @@ def move_card(*, session: Session, mention_id: int, channel: str, priority: int,
         if stale is None or stale.ts is not None:
             continue
         session.execute(
-            update(Outbox).where(Outbox.post_id == stale.id, Outbox.status == "pending")
+            update(Outbox).where(col(Outbox.post_id) == stale.id, col(Outbox.status) == "pending")
             .values(status="cancelled", post_id=None, last_error="card moved before it was posted")
         )
-        session.execute(update(Outbox).where(Outbox.post_id == stale.id).values(post_id=None))
+        session.execute(update(Outbox).where(col(Outbox.post_id) == stale.id)
+                        .values(post_id=None))
         session.delete(stale)
         session.flush()
     if post.ts is not None:

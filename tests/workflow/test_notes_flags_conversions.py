@@ -11,7 +11,7 @@ from bot.services.conversions import conversion_score, conversion_stats
 from handlers.ids import CardAction, ModalCallback, MoreAction
 from tests.harness.bot_server import BotServer, eventually
 from tests.harness.fake_slack import FakeSlack
-from tests.harness.signing import event_body
+from tests.harness.signing import command_body, event_body
 from tests.workflow.conftest import Clock
 from tests.workflow.helpers import choose, click, post_card, selected, submit, text, wait_card
 
@@ -136,3 +136,21 @@ def test_conversion_scores_and_their_averages(wbot: BotServer, fake_slack: FakeS
     wait_card(fake_slack, cb, tb, "negative → positive (+2)")
     by_agent = {s.key: (s.count, s.average) for s in conversion_stats(services, by="agent")}
     assert by_agent["U0ALICE"] == (2, 2.0)
+
+    # The same numbers in Slack, privately.
+    answer = care(wbot, fake_slack, "conversions agent", user="U0ALICE")
+    assert "<@U0ALICE>: *+2.00* over 2 engagement(s)" in answer
+    assert "<@U0BOB>: *-1.00* over 1 engagement(s)" in answer
+    assert "Only carebot admins" in care(wbot, fake_slack, "reviews", user="U0ALICE")
+    assert "0 after-action review(s)" in care(wbot, fake_slack, "reviews", user="U0LEAD")
+
+
+def care(bot: BotServer, fake: FakeSlack, text: str, *, user: str) -> str:
+    """Run ``/care <text>``; what carebot answered on the response_url."""
+    before = len(fake.calls)
+    url = f"{fake.url}response/wf{before}"
+    assert bot.post_slack(command_body("/care", text, user=user,
+                                       response_url=url)).status_code == 200
+    calls = eventually(lambda: [c for c in fake.calls[before:]
+                                if c.method == f"response/wf{before}"])
+    return str(calls[-1].params.get("text"))

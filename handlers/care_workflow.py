@@ -1,0 +1,61 @@
+"""``/care conversions`` and ``/care reviews``: the workflow's numbers in Slack."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bot.errors import CarebotError
+from bot.services import Services
+from bot.services.conversions import conversion_stats
+from bot.services.permissions import Permission
+from handlers.blocks import truncate
+from handlers.commands import CareCommand, CareRegistry
+
+GROUPINGS = {"agent": "agent", "department": "department", "dept": "department",
+             "week": "period", "period": "period"}
+MAX_TEXT = 3900
+
+
+def register_care(registry: CareRegistry, services: Services) -> None:
+    workflow = services.workflow
+
+    def conversions(cmd: CareCommand) -> None:
+        cmd.ack()
+        key = cmd.args[0].lower() if cmd.args else "agent"
+        by = GROUPINGS.get(key)
+        if by is None:
+            cmd.respond(text="Usage: `/care conversions [agent|department|week]`",
+                        response_type="ephemeral")
+            return
+        stats = conversion_stats(services, by=by)  # type: ignore[arg-type]
+        labels: dict[str, Callable[[str], str]] = {
+            "agent": lambda k: f"<@{k}>", "department": str,
+            "period": lambda k: f"week of {k}"}
+        label = labels[by]
+        lines = [f"• {label(s.key)}: *{s.average:+.2f}* over {s.count} engagement(s)"
+                 for s in stats]
+        text = (f"*Sentiment conversion score by {key}* (negative→positive +2, "
+                "negative→neutral +1, worse counts against)\n"
+                + ("\n".join(lines) or "No conversions tagged yet."))
+        cmd.respond(text=truncate(text, MAX_TEXT), response_type="ephemeral")
+
+    def reviews(cmd: CareCommand) -> None:
+        cmd.ack()
+        try:
+            workflow.require(cmd.user, Permission.ADMIN)
+        except CarebotError as exc:
+            cmd.respond(text=f":warning: {exc}", response_type="ephemeral")
+            return
+        data = workflow.escalations.export_reviews_csv()
+        count = max(0, data.count("\n") - 1)
+        if len(data) > MAX_TEXT - 200:
+            text = (f"{count} after-action review(s) — too many to show here; export them "
+                    "with `carebot reviews export --out reviews.csv`.")
+        else:
+            text = f"*{count} after-action review(s)* (CSV):\n```{data}```"
+        cmd.respond(text=text, response_type="ephemeral")
+
+    registry.add("conversions", "`/care conversions [agent|department|week]` — average "
+                 "sentiment conversion score", conversions)
+    registry.add("reviews", "`/care reviews` — after-action reviews of escalations as CSV "
+                 "(admins)", reviews)
