@@ -32,8 +32,27 @@ def _setup_logging(settings: Settings) -> None:
 
 @click.group()
 @click.version_option(package_name="carebot")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """carebot: social customer care inside Slack."""
+    # `carebot train` also learns from the reclassifications staff made in Slack.
+    ctx.obj = {"feedback": _stored_feedback}
+
+
+def _stored_feedback() -> list[tuple[str, Any]]:
+    """(text, category) corrections stored from Slack, from DATABASE_URL."""
+    from bot.domain import Category
+    from storage.db import make_engine, migrate, session_scope
+    from storage.feedback import feedback_examples
+
+    engine = make_engine(_settings().database_url)
+    migrate(engine)
+    with session_scope(engine) as session:
+        rows = feedback_examples(session)
+    engine.dispose()
+    click.echo(f"{len(rows)} reclassification(s) from Slack added to the training data",
+               err=True)
+    return [(text, Category(category)) for text, category in rows]
 
 
 @main.command()
@@ -233,6 +252,17 @@ def _no_classifier() -> Any:
     from bot.classify.rules import RulesClassifier
 
     return RulesClassifier({})
+
+
+def _register_classification_commands() -> None:
+    from bot.classify.cli import classify, eval_cmd, train
+
+    main.add_command(train)
+    main.add_command(classify)
+    main.add_command(eval_cmd)
+
+
+_register_classification_commands()
 
 
 def entrypoint() -> None:

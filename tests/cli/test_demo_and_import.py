@@ -83,3 +83,27 @@ def test_import_of_an_unknown_file_type_is_a_clear_error(tmp_path: Path) -> None
     assert proc.returncode != 0
     assert "expected a .csv or .jsonl file" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_train_reads_reclassifications_stored_from_slack(tmp_path: Path, monkeypatch) -> None:
+    """`carebot train` gets Slack corrections from DATABASE_URL (latest label per mention)."""
+    from datetime import UTC, datetime
+
+    from bot.cli import _stored_feedback
+    from bot.domain import Category, MentionIn
+    from storage import feedback, mentions
+    from storage.db import make_engine, migrate, session_scope
+
+    db = f"sqlite:///{tmp_path / 'fb.db'}"
+    monkeypatch.setenv("DATABASE_URL", db)
+    engine = make_engine(db)
+    migrate(engine)
+    now = datetime.now(UTC)
+    with session_scope(engine) as session:
+        [mid] = mentions.insert_mentions(session=session, now=now, items=[MentionIn(
+            source="t", external_id="1", author="a", text="is there a student discount?")])
+        for category in ("query", "lead"):  # corrected twice: the last label counts
+            feedback.record(session=session, mention_id=mid, text="is there a student discount?",
+                            lang="en", predicted="rave", category=category, actor="U1", now=now)
+    engine.dispose()
+    assert _stored_feedback() == [("is there a student discount?", Category.LEAD)]
