@@ -31,6 +31,12 @@ RUN useradd --create-home --home-dir /home/carebot --uid 10001 --shell /usr/sbin
 USER carebot
 WORKDIR /home/carebot
 
+# Prepare the shipped classification model at build time (converted weights and the int8
+# ONNX export land in ~/.cache/carebot), so a replica starts ready instead of converting it.
+RUN HF_HUB_OFFLINE=1 python -c "from bot.config import load_care_config; \
+from bot.classify.factory import build_classifier; \
+build_classifier(load_care_config(None)).predict(['warm-up'], [None])"
+
 ENV CAREBOT_LOG_FORMAT=json
 EXPOSE 3000
 

@@ -143,11 +143,12 @@ class Interaction(_Common):
     message: Message | None = None
     previous_message: Message | None = None
     view: View | None = None
-    actions: list[Action] | None = None
+    #: Legacy attachment actions (``interactive_message``) have no ``action_id``.
+    actions: list[dict[str, Any]] | None = None
 
 
 class BlockActions(Interaction):
-    actions: Annotated[list[Action], Field(min_length=1)]
+    actions: Annotated[list[Action], Field(min_length=1)]  # type: ignore[assignment]
 
 
 class ViewCallback(Interaction):

@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from bot.app import build_runtime
 from bot.classify.factory import rules_classifier
 from bot.config import CareConfig, load_settings
+from handlers.envelope import envelope_problems
 from handlers.ids import CardAction, CardRef
 from tests.harness.bot_server import (
     BOT_TOKEN,
@@ -32,7 +33,13 @@ from tests.harness.bot_server import (
     start_bot_server,
 )
 from tests.harness.fake_slack import FakeSlack
-from tests.harness.signing import block_action, command_body, event_body, interaction_body
+from tests.harness.signing import (
+    block_action,
+    command_body,
+    event_body,
+    interaction_body,
+    view_submission,
+)
 
 #: Fuzzing runs on SQLite only (speed); the edge cases it found run on both databases.
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -371,3 +378,22 @@ def test_signed_malformed_slack_bodies_get_400_naming_the_field(
 def test_unsigned_junk_is_refused_before_it_is_read(bot: BotServer) -> None:
     response = bot.post_slack("payload=not-json", secret="wrong-secret")
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("body", [
+    block_action(CardAction.CLAIM, CardRef(m=1).dump(), user="U1", channel="C1",
+                 message_ts="1.2"),
+    view_submission("modal.note", {"b": {"a": {"type": "plain_text_input", "value": "x"}}},
+                    user="U1", private_metadata='{"m":1}'),
+    {"type": "interactive_message", "user": {"id": "U1"}, "actions": [{"name": "legacy"}]},
+    dict(parse_qsl(command_body("/care", "stats 7d"))),
+    json.loads(event_body({"type": "channel_created",
+                           "channel": {"id": "C1", "name": "x", "creator": "U1"}},
+                          event_id="Ev1")),
+    json.loads(event_body({"type": "user_change", "user": {"id": "U1", "profile": {}}},
+                          event_id="Ev2")),
+    {"type": "url_verification", "token": "t", "challenge": "abc"},
+    {"type": "app_rate_limited", "team_id": "T1", "minute_rate_limited": 1518467820},
+])
+def test_real_slack_shapes_pass_the_envelope_check(body: dict[str, Any]) -> None:
+    assert envelope_problems(body) == []
