@@ -113,7 +113,11 @@ class Workflow:
         conversion = store.conversion_for(session=session, mention_id=mention_id)
         latest = mentions.latest_classification(session=session, mention_id=mention_id)
         flags = store.flags_for(session=session, mention_id=mention_id)
-        if mention.category == Category.NOISE and mention.stage == "routed":
+        # Noise that a person decided (or that routed nowhere); a low-confidence
+        # noise guess sits in triage as a new card for someone to decide.
+        decided = latest is not None and latest.actor is not None
+        if (mention.category == Category.NOISE and mention.stage == "routed"
+                and (decided or mention.channel is None)):
             status = "noise"
         elif eng is not None and eng.resolved_at is not None:
             status = "resolved"
