@@ -58,3 +58,48 @@ def percentile(values: list[float], q: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+@contextmanager
+def bot_process(*, rate: float = 50.0) -> Iterator[tuple[str, FakeSlack]]:
+    """The bot as its own process (``carebot run``), as deployed: client threads in the
+    benchmark then do not share a GIL with the server they measure."""
+    import os
+    import socket
+    import subprocess
+    import time
+
+    import httpx
+
+    fake = FakeSlack()
+    server, _thread = fake.serve()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", tmp),
+               "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+               "INGEST_TOKEN": INGEST_TOKEN, "SLACK_API_URL": fake.url,
+               "DATABASE_URL": f"sqlite:///{tmp}/bench.db", "CAREBOT_MODEL": "rules",
+               "CAREBOT_SLACK_RATE": str(rate), "CAREBOT_LOG_LEVEL": "WARNING"}
+        proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run", "--host", "127.0.0.1",
+                                 "--port", str(port)], env=env, cwd=tmp,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("bot process did not start")
+                time.sleep(0.1)
+            yield url, fake
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            server.shutdown()
+            server.server_close()
