@@ -96,21 +96,12 @@ def run(socket: bool, host: str, port: int) -> None:
 def import_cmd(file: Path) -> None:
     """Import mentions from a CSV or JSONL FILE (posted by the running bot)."""
     from bot.importer import read_mentions
-    from bot.services import Services
-    from storage.db import make_engine, migrate
 
-    settings = _settings()
-    _setup_logging(settings)
+    _setup_logging(_settings())
     items, problems = read_mentions(file)
     for problem in problems:
         click.echo(f"skipped {problem}", err=True)
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    from bot.config import load_care_config
-
-    services = Services(engine=engine, config=load_care_config(settings.carebot_config),
-                        classifier=_no_classifier())
-    result = services.ingest(items)
+    result = _offline_services().ingest(items)
     click.echo(f"imported {len(result.new_ids)} new mention(s), {result.duplicates} already "
                f"stored, {len(problems)} invalid row(s) skipped")
     if problems and not items:
@@ -151,21 +142,13 @@ def customers() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def customers_import(file: Path) -> None:
     """Import customers from a CSV FILE: customer_id,name,tier,handles."""
-    from bot.config import load_care_config
     from bot.customers import read_customers_csv
-    from bot.services import Services
-    from storage.db import make_engine, migrate
 
-    settings = _settings()
-    _setup_logging(settings)
+    _setup_logging(_settings())
     rows, problems = read_customers_csv(file)
     for problem in problems:
         click.echo(f"skipped {problem}", err=True)
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    services = Services(engine=engine, config=load_care_config(settings.carebot_config),
-                        classifier=_no_classifier())
-    created, updated = services.attention.import_customers(rows)
+    created, updated = _offline_services().attention.import_customers(rows)
     click.echo(f"imported {created} new customer(s), updated {updated}, "
                f"{len(problems)} invalid row(s) skipped")
     if problems and not rows:
