@@ -10,6 +10,7 @@ time, from the current state.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -126,7 +127,8 @@ class SlackDeliverer:
             resp = self.client.conversations_history(
                 channel=channel, oldest=oldest, limit=200, include_all_metadata=True,
                 cursor=cursor)
-            for message in resp.get("messages", []):
+            messages: list[dict[str, Any]] = resp.get("messages") or []
+            for message in messages:
                 payload = (message.get("metadata") or {}).get("event_payload") or {}
                 if payload.get("outbox_id") == task.id:
                     log.info("outbox %s was already posted (ts %s); not posting again",
@@ -160,6 +162,7 @@ class SlackDeliverer:
                                             "outbox_id": task.id}},
             )
             return str(resp["ts"])
+        assert task.ts is not None  # _send keeps updates until their card has a ts
         self.client.chat_update(channel=task.channel, ts=task.ts, text=text, blocks=blocks)
         return task.ts
 

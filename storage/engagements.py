@@ -29,7 +29,7 @@ def try_unclaim(*, session: Session, mention_id: int, user: str) -> bool:
     """Release a claim held by ``user``."""
     result = session.execute(
         update(Engagement)
-        .where(col(Engagement.mention_id) == mention_id, Engagement.claimed_by == user)
+        .where(col(Engagement.mention_id) == mention_id, col(Engagement.claimed_by) == user)
         .values(claimed_by=None, claimed_at=None, version=Engagement.version + 1)
     )
     return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]

@@ -31,8 +31,8 @@ def try_claim(*, session: Session, job: str, fire_time: datetime, owner: str, no
         return True
     taken = session.execute(
         update(JobRun)
-        .where(JobRun.job == job, col(JobRun.fire_time) == fire_time,
-               JobRun.status == "running", col(JobRun.lease_until) < now)
+        .where(col(JobRun.job) == job, col(JobRun.fire_time) == fire_time,
+               col(JobRun.status) == "running", col(JobRun.lease_until) < now)
         .values(owner=owner, started_at=now, lease_until=now + lease)
     )
     return taken.rowcount == 1  # type: ignore[attr-defined, no-any-return]
@@ -42,7 +42,8 @@ def finish(*, session: Session, job: str, fire_time: datetime, owner: str, now: 
            error: str | None = None) -> None:
     session.execute(
         update(JobRun)
-        .where(JobRun.job == job, col(JobRun.fire_time) == fire_time, JobRun.owner == owner)
+        .where(col(JobRun.job) == job, col(JobRun.fire_time) == fire_time,
+               col(JobRun.owner) == owner)
         .values(status="failed" if error else "done", finished_at=now,
                 error=error[:500] if error else None)
     )

@@ -73,7 +73,7 @@ def lease_new(
     for mention_id in candidates:
         result = session.execute(
             update(Mention)
-            .where(and_(col(Mention.id) == mention_id, Mention.stage == "new", free))
+            .where(and_(col(Mention.id) == mention_id, col(Mention.stage) == "new", free))
             .values(lease_owner=owner, lease_until=now + lease)
         )
         if result.rowcount == 1:  # type: ignore[attr-defined]

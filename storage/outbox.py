@@ -159,7 +159,7 @@ def lease_due(
     for item_id, previous_owner, _channel in candidates:
         result = session.execute(
             update(Outbox)
-            .where(and_(col(Outbox.id) == item_id, Outbox.status == "pending", free))
+            .where(and_(col(Outbox.id) == item_id, col(Outbox.status) == "pending", free))
             .values(lease_owner=owner, lease_until=now + lease, attempts=Outbox.attempts + 1)
         )
         if result.rowcount == 1:  # type: ignore[attr-defined]
