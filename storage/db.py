@@ -56,6 +56,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def dialect_insert(session: Session) -> Any:
+    """The ``insert`` construct of the session's dialect, for ``ON CONFLICT`` clauses
+    (PostgreSQL and SQLite spell them the same way through SQLAlchemy)."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on error."""
@@ -98,4 +107,4 @@ def migrate(engine: Engine, revision: str = "heads") -> None:
             lock_conn.commit()
 
 
-__all__ = ["Engine", "Session", "make_engine", "migrate", "session_scope"]
+__all__ = ["Engine", "Session", "dialect_insert", "make_engine", "migrate", "session_scope"]

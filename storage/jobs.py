@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from storage.db import dialect_insert
 from storage.tables import JobRun
 
 
@@ -18,7 +17,7 @@ def try_claim(*, session: Session, job: str, fire_time: datetime, owner: str, no
 
     A run whose owner died (still ``running`` after its lease) is taken over.
     """
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     result = session.execute(
         insert(JobRun)
         .values(job=job, fire_time=fire_time, status="running", owner=owner, started_at=now,

@@ -6,11 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from bot.domain import MentionIn, Prediction
+from storage.db import dialect_insert
 from storage.tables import Classification, Engagement, Mention, SlackEvent
 
 
@@ -22,7 +21,7 @@ def insert_mentions(*, session: Session, items: Sequence[MentionIn], now: dateti
     """
     if not items:
         return []
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     new_ids: list[int] = []
     for item in items:
         stmt = (
@@ -146,7 +145,7 @@ def unclaimed_by_channel(*, session: Session) -> dict[str, int]:
 
 def remember_event(*, session: Session, event_id: str, now: datetime) -> bool:
     """Record a Slack event id; False when it was already recorded."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     result = session.execute(
         insert(SlackEvent)
         .values(event_id=event_id, received_at=now)

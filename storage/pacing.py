@@ -12,10 +12,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import Column, Float, or_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from storage.db import dialect_insert
 from storage.tables import UTCDateTime
 
 
@@ -34,7 +33,7 @@ class ChannelPace(SQLModel, table=True):
 
 
 def _row(session: Session, channel: str, now: datetime, burst: int) -> ChannelPace:
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     session.execute(
         insert(ChannelPace)
         .values(channel=channel, tokens=float(burst), updated_at=now)

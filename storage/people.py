@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Column, UniqueConstraint, delete, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from bot.customers import CustomerRow
+from storage.db import dialect_insert
 from storage.tables import UTCDateTime, utcnow
 
 ANY_SOURCE = "*"
@@ -104,10 +103,6 @@ class Profile:
     crm_checked_at: datetime | None
 
 
-def _insert(session: Session):  # type: ignore[no-untyped-def]
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 # -- authors -----------------------------------------------------------------
 
 
@@ -116,7 +111,7 @@ def touch_author(*, session: Session, source: str, handle: str, now: datetime,
     """Record that an author was seen, keeping the latest reach and reputation given."""
     handle = normalize_handle(handle)
     session.execute(
-        _insert(session)(Author)
+        dialect_insert(session)(Author)
         .values(source=source, handle=handle, reach=reach, reputation=reputation,
                 first_seen_at=now, last_seen_at=now)
         .on_conflict_do_nothing(index_elements=["source", "handle"])
@@ -225,7 +220,7 @@ def add_watch(*, session: Session, list_name: str, handle: str, source: str, add
               now: datetime) -> bool:
     """Put a handle on a list. False when it was already there."""
     result = session.execute(
-        _insert(session)(WatchEntry)
+        dialect_insert(session)(WatchEntry)
         .values(list_name=list_name, source=source, handle=normalize_handle(handle),
                 added_by=added_by, added_at=now)
         .on_conflict_do_nothing(index_elements=["list_name", "source", "handle"])

@@ -12,13 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Column, Index, UniqueConstraint, and_, or_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from storage.db import dialect_insert
 from storage.tables import Mention, SourceState, UTCDateTime, utcnow
 
 HEALTH = "*"
@@ -63,13 +61,9 @@ class Seen:
     verdict: str
 
 
-def _insert(session: Session) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 def ensure_state(*, session: Session, source: str, query_key: str) -> SourceState:
     """The state row of (source, query), created empty when missing (race-safe)."""
-    stmt = (_insert(session)(SourceState)
+    stmt = (dialect_insert(session)(SourceState)
             .values(source=source, query_key=query_key, consecutive_failures=0, counters={})
             .on_conflict_do_nothing(index_elements=["source", "query_key"]))
     session.execute(stmt)
@@ -183,7 +177,7 @@ def same_text_elsewhere(*, session: Session, item: Seen, since: datetime) -> boo
 def record_seen(*, session: Session, items: Iterable[Seen], now: datetime) -> None:
     """Remember items and their verdicts; a retried ``ingested`` row is kept as is."""
     for item in items:
-        stmt = (_insert(session)(SourceSeen)
+        stmt = (dialect_insert(session)(SourceSeen)
                 .values(source=item.source, external_id=item.external_id, url_key=item.url_key,
                         text_key=item.text_key, author_key=item.author_key,
                         verdict=item.verdict, seen_at=now)

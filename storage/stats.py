@@ -15,11 +15,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import UniqueConstraint
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from bot.stats import ClassificationRow, EngagementRow, MentionRow
+from storage.db import dialect_insert
 from storage.tables import Classification, Engagement, Mention, UTCDateTime, utcnow
 
 
@@ -168,7 +167,7 @@ def export_rows(*, session: Session, start: datetime, end: datetime) -> list[dic
 def try_record_digest(*, session: Session, kind: str, period: str, target: str,
                       now: datetime) -> DigestLog | None:
     """Record that ``kind`` for ``period`` goes to ``target``; ``None`` if it already has."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     inserted = session.execute(
         insert(DigestLog).values(kind=kind, period=period, target=target, created_at=now)
         .on_conflict_do_nothing(index_elements=["kind", "period", "target"])
