@@ -2,9 +2,9 @@
 
 Fifty staff click Claim on the same card at once (signed block_actions to
 ``POST /slack/events`` of a ``carebot run`` process, as deployed); the time until each
-HTTP answer is what Slack measures against its 3 s limit. Baseline in the same run: 50 concurrent ``GET /healthz``
-on the same server (the HTTP floor). Prints p50/p99 per round and the median
-over rounds. Target: ack p99 <= 200 ms.
+HTTP answer is what Slack measures against its 3 s limit. Baseline in the same
+run: 50 concurrent ``GET /healthz`` on the same server (the HTTP floor).
+Prints p50/p99 per round and the median over rounds. Target: ack p99 <= 200 ms.
 
 Usage: ``python bench/ack_latency.py [--clicks 50] [--rounds 5]``
 """

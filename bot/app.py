@@ -6,7 +6,6 @@ Everything is built here from ``Settings`` and passed down; nothing is global.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import os
 import socket
@@ -294,5 +293,3 @@ def create_asgi(runtime: Runtime, *, start_workers: bool = True) -> Starlette:
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def dumps(value: object) -> str:  # pragma: no cover - used by the CLI
-    return json.dumps(value, ensure_ascii=False, default=str)

@@ -91,7 +91,8 @@ def run_demo(*, database_url: str, model: str | None, console: Console | None = 
     while tasks := delivery.lease_due(limit=100):
         for task in tasks:
             assert task.card is not None
-            by_channel[task.channel].append(blocks_to_rich(to_dicts(render_card(task.card, channel=task.channel))))
+            blocks = to_dicts(render_card(task.card, channel=task.channel))
+            by_channel[task.channel].append(blocks_to_rich(blocks))
             delivery.succeeded(task, ts=f"demo.{task.id}")
             cards += 1
 

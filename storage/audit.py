@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from storage.tables import AuditLog
 
@@ -24,9 +24,3 @@ def record(
     )
 
 
-def for_mention(*, session: Session, mention_id: int) -> list[AuditLog]:
-    return list(
-        session.exec(
-            select(AuditLog).where(AuditLog.mention_id == mention_id).order_by(col(AuditLog.id))
-        )
-    )

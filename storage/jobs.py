@@ -55,8 +55,3 @@ def runs(*, session: Session, job: str | None = None) -> list[JobRun]:
     return list(session.exec(query))
 
 
-def last_fire_time(*, session: Session, job: str) -> datetime | None:
-    return session.exec(
-        select(JobRun.fire_time).where(JobRun.job == job)
-        .order_by(col(JobRun.fire_time).desc())
-    ).first()

@@ -84,10 +84,6 @@ def lease_new(
     )
 
 
-def count_new(*, session: Session) -> int:
-    return len(session.exec(select(Mention.id).where(Mention.stage == "new")).all())
-
-
 def record_route(
     *,
     session: Session,

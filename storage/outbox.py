@@ -12,7 +12,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, or_, update
 from sqlmodel import Session, col, select
 
 from storage.tables import Outbox, SlackPost
@@ -229,21 +229,3 @@ def current_post(*, session: Session, mention_id: int) -> SlackPost | None:
     ).first()
 
 
-def posts_for(*, session: Session, mention_id: int) -> list[SlackPost]:
-    return list(
-        session.exec(
-            select(SlackPost).where(SlackPost.mention_id == mention_id).order_by(col(SlackPost.id))
-        )
-    )
-
-
-def depth(*, session: Session) -> dict[str, int]:
-    """Outbox rows by status."""
-    rows = session.execute(select(Outbox.status, func.count()).group_by(Outbox.status)).all()
-    return {str(status): int(count) for status, count in rows}
-
-
-def next_due(*, session: Session) -> datetime | None:
-    return session.exec(
-        select(func.min(Outbox.next_attempt_at)).where(Outbox.status == "pending")
-    ).first()

@@ -84,9 +84,6 @@ class Services:
         # Card actions beyond claim (respond, escalate, resolve, reclassify...).
         self.workflow = Workflow(self)
 
-    def session(self) -> Session:  # pragma: no cover - convenience for callers
-        return Session(self.engine, expire_on_commit=False)
-
     # -- ingest and routing -------------------------------------------------
 
     def ingest(self, items: Sequence[MentionIn]) -> IngestResult:

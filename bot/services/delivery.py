@@ -167,7 +167,3 @@ class Delivery:
                                                      "event_payload": {"parked": task.id}}})
         self.services._notify("outbox")
 
-    def next_due(self) -> datetime | None:
-        with session_scope(self.services.engine) as session:
-            return outbox.next_due(session=session)
-

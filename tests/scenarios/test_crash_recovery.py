@@ -44,8 +44,8 @@ def crashed_delivery(runtime, *, message: bool) -> tuple[int, str]:
     services = runtime.services
     if message:
         with Session(runtime.engine) as session:
-            item = outbox.enqueue_message(session=session, channel="C0DIGEST", now=runtime.clock(),
-                                          payload={"channel": "C0DIGEST", "text": "Daily digest"})
+            outbox.enqueue_message(session=session, channel="C0DIGEST", now=runtime.clock(),
+                                   payload={"channel": "C0DIGEST", "text": "Daily digest"})
             session.commit()
     else:
         from bot.domain import MentionIn

@@ -26,8 +26,9 @@ class RecordingSocketClient:
 
 
 def test_claim_and_command_over_socket_mode(bot: BotServer, fake_slack: FakeSlack) -> None:
-    mention_id = bot.ingest({"source": "twitter", "id": "s1", "author": "dana",
-                             "text": "my laptop won't boot since the update, help"}).json()["ids"][0]
+    answer = bot.ingest({"source": "twitter", "id": "s1", "author": "dana",
+                         "text": "my laptop won't boot since the update, help"})
+    mention_id = answer.json()["ids"][0]
     [post] = fake_slack.wait_for("chat.postMessage")
     handler = SocketModeHandler(bot.runtime.bolt, app_token="xapp-1-test")
     client = RecordingSocketClient()
