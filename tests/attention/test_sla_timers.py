@@ -12,7 +12,7 @@ from scheduler.core import JobScheduler
 from scheduler.jobs import register_jobs
 from storage import attention as state
 from storage import jobs
-from storage.tables import AuditLog
+from storage.tables import AuditLog, SlackPost
 from tests.attention.conftest import ALERTS, ONCALL, T0, Clock
 from tests.harness.bot_server import BotServer, eventually
 from tests.harness.fake_slack import FakeSlack
@@ -33,6 +33,15 @@ def post_case(bot: BotServer, fake_slack: FakeSlack, clock: Clock) -> tuple[int,
     clock.at(seconds=-20)
     mention_id = bot.ingest(CASE).json()["ids"][0]
     [card] = fake_slack.wait_for("chat.postMessage", where=lambda c: c.params.get("blocks"))
+
+    def ts_recorded() -> bool:
+        # SLA messages thread under the card's recorded ts: wait until the
+        # deliverer has stored it, not only until Slack answered.
+        with Session(bot.runtime.engine) as session:
+            return session.exec(select(SlackPost.ts).where(
+                SlackPost.mention_id == mention_id)).first() is not None
+
+    eventually(ts_recorded)
     return mention_id, fake_slack.ts_of(card)
 
 

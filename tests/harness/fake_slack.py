@@ -121,7 +121,9 @@ class FakeSlack:
                     return found
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    seen = [(c.method, c.status) for c in self.calls]
+                    seen = [(c.method, c.status, c.params.get("channel"),
+                             c.params.get("thread_ts"), str(c.params.get("text"))[:40])
+                            for c in self.calls]
                     raise AssertionError(
                         f"expected {count} ok {method} call(s), got {len(found)}; calls: {seen}")
                 self.changed.wait(remaining)
