@@ -6,7 +6,11 @@ Sources (see docs/DATA_CARD.md):
 * weak labels from ``../shared/data/airline_train.csv`` (sentiment + negativereason
   + wording heuristics) and ``customer_tweets_unlabeled.csv`` (wording heuristics);
 * noise: general tweets from the UMSAB *train* split and Mozetič rows of
-  ``sentiment_train.csv`` that carry no customer-care signal.
+  ``sentiment_train.csv`` that carry no customer-care signal;
+* gold: 800 real customer tweets (airline + twcs training parts) labelled by
+  reading each one, ``bot/data/category_gold_real.tsv``. A weak row whose text is
+  also a gold row is dropped (the gold label wins, and a gold dev row never
+  leaks into training through its weak twin).
 
 Only training splits are read; no held-out row exists in ``shared/data``.
 
@@ -20,6 +24,7 @@ import csv
 import json
 import random
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -143,6 +148,25 @@ def noise(shared: Path, rng: random.Random, per_lang: int = 70) -> list[dict[str
     return rows
 
 
+def gold() -> list[dict[str, str]]:
+    sys.path.insert(0, str(ROOT))
+    from bot.classify.lang import detect_lang
+
+    rows = []
+    lines = (DATA / "category_gold_real.tsv").read_text("utf-8").splitlines()
+    for n, line in enumerate(ln for ln in lines if ln and not ln.startswith("#")):
+        category, source, text = line.split("\t", 2)
+        lang = detect_lang(text)
+        rows.append(
+            _row(text, category, lang if lang != "other" else "en", f"{source}-gold", f"gold-{n}")
+        )
+    return rows
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
 def _cap(buckets: dict[str, list[dict[str, str]]], rng: random.Random) -> list[dict[str, str]]:
     rows = []
     for items in buckets.values():
@@ -162,6 +186,9 @@ def main() -> None:
     rng = random.Random(7)
     rows = seeds(rng) + airline(args.shared_data, rng) + twcs(args.shared_data, rng)
     rows += noise(args.shared_data, rng)
+    labelled = gold()
+    taken = {_normal(r["text"]) for r in labelled}
+    rows = [r for r in rows if _normal(r["text"]) not in taken] + labelled
     with args.out.open("w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")

