@@ -64,8 +64,9 @@ class SlackDeliverer:
         return self._wait_hint
 
     def _send(self, task: OutboxTask) -> None:
-        if task.kind == "update_card" and task.ts is None:
-            # The card's post is still on its way: update it once it has a ts.
+        if task.waits_for_card:
+            # The card's post is still on its way: update it (or reply in its thread)
+            # once it has a ts.
             self.delivery.failed(task, error="card not posted yet", retry_after=None,
                                  permanent=False)
             return

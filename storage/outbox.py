@@ -20,6 +20,9 @@ from storage.tables import Outbox, SlackPost
 POST_CARD = "post_card"
 UPDATE_CARD = "update_card"
 MESSAGE = "message"
+#: A message payload key: thread this message under its mention's card, whose ts is
+#: looked up at delivery time (the card may still be on its way when it is queued).
+THREAD_ON_CARD = "carebot_thread_on_card"
 
 
 def enqueue_post_card(

@@ -281,8 +281,8 @@ class Attention:
                     f"(priority {row.priority}).")
         channel = post.channel if post else (mention.channel or self.config.triage_channel)
         payload: dict[str, Any] = {"channel": channel, "text": text}
-        if post is not None and post.ts:
-            payload["thread_ts"] = post.ts
+        if post is not None:  # in the card's thread, its ts resolved at delivery
+            payload[outbox.THREAD_ON_CARD] = True
         outbox.enqueue_message(session=session, channel=channel, payload=payload, now=now,
                                priority=9, mention_id=row.mention_id)
         alert_channel = self.cfg.priority.alert_channel

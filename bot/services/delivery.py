@@ -27,6 +27,17 @@ MAX_BACKOFF_SECONDS = 60.0
 PARK_ALERT = "carebot_outbox_parked"
 
 
+def _thread_on_card(session: Any, mention_id: int | None, payload: dict[str, Any]) -> None:
+    """Resolve :data:`storage.outbox.THREAD_ON_CARD` in ``payload``: ``thread_ts`` from
+    the card's post, or the key left in place while the card has no ts (the task waits)."""
+    post = outbox.current_post(session=session, mention_id=mention_id or -1)
+    if post is not None and post.ts is None:
+        return
+    payload.pop(outbox.THREAD_ON_CARD, None)
+    if post is not None and post.channel == payload.get("channel"):
+        payload["thread_ts"] = post.ts
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxTask:
     id: int
@@ -42,6 +53,13 @@ class OutboxTask:
     #: recording the outcome): look for the message before sending again.
     in_doubt: bool = False
     created_at: datetime | None = None
+
+    @property
+    def waits_for_card(self) -> bool:
+        """An update, or a reply in the card's thread, whose card has no ts yet."""
+        if self.kind == outbox.UPDATE_CARD:
+            return self.ts is None
+        return outbox.THREAD_ON_CARD in self.payload
 
 
 class Delivery:
@@ -86,14 +104,17 @@ class Delivery:
             for item, in_doubt in items:
                 ts = None
                 card = None
+                payload = dict(item.payload)
                 if item.kind in (outbox.POST_CARD, outbox.UPDATE_CARD):
                     post = outbox.get_post(session=session, post_id=item.post_id or -1)
                     ts = post.ts if post else None
                     card = self.services.card_view_in(session, item.mention_id or -1)
+                elif payload.get(outbox.THREAD_ON_CARD):
+                    _thread_on_card(session, item.mention_id, payload)
                 tasks.append(OutboxTask(id=item.id or 0, kind=item.kind, channel=item.channel,
                                         attempts=item.attempts, priority=item.priority,
                                         mention_id=item.mention_id, ts=ts, card=card,
-                                        payload=dict(item.payload), in_doubt=in_doubt,
+                                        payload=payload, in_doubt=in_doubt,
                                         created_at=item.created_at))
         return tasks
 

@@ -123,3 +123,29 @@ def test_two_schedulers_on_one_database_run_the_check_once_per_period(
     assert len(audit_times(bot, mention_id, "sla_warned")) == 1
     assert len(audit_times(bot, mention_id, "sla_breached")) == 1
     in_thread(fake_slack, ts, 2)
+
+
+def test_warning_queued_before_the_card_is_posted_lands_in_its_thread(
+        make_bot, clock: Clock, fake_slack: FakeSlack) -> None:
+    """Slack fails the support channel until after the warning is due: the warning
+    waits for the card and then replies in its thread (the ts is resolved at delivery)."""
+    bot = make_bot()
+    fake_slack.fail("chat.postMessage", 500, times=10_000, channel="C0SUPPORT")
+    clock.at(seconds=-20)
+    mention_id = bot.ingest(CASE).json()["ids"][0]
+    for seconds in range(0, 4 * 60 + 1, 30):
+        bot.runtime.scheduler.tick(clock.at(seconds=seconds))
+    assert audit_times(bot, mention_id, "sla_warned") == [T0 + timedelta(minutes=4)]
+    assert not [c for c in fake_slack.ok_calls("chat.postMessage")
+                if c.params["channel"] == "C0SUPPORT"]
+
+    fake_slack.clear_faults()
+    clock.at(minutes=6)  # past every retry's backoff (no scheduler tick: no breach)
+    [card] = fake_slack.wait_for("chat.postMessage", where=lambda c: c.params.get("blocks"))
+    clock.at(minutes=8)
+    [warning] = in_thread(fake_slack, fake_slack.ts_of(card), 1)
+    assert "SLA warning" in warning.params["text"]
+    assert "carebot_thread_on_card" not in warning.params
+    top_level = [c for c in fake_slack.ok_calls("chat.postMessage")
+                 if c.params["channel"] == "C0SUPPORT" and not c.params.get("thread_ts")]
+    assert top_level == [card]
