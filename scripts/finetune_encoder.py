@@ -39,13 +39,16 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--extra-share", type=float, default=0.15)
+    ap.add_argument("--gold-repeat", type=int, default=2)
+    ap.add_argument("--other-lang-repeat", type=int, default=3)
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--include-val", action="store_true", help="also train on UMSAB val")
     args = ap.parse_args()
 
     rows = training_rows(
-        args.shared_data, extra_share=args.extra_share, include_val=args.include_val
-    )
+        args.shared_data, extra_share=args.extra_share, include_val=args.include_val,
+        gold_repeat=args.gold_repeat, other_lang_repeat=args.other_lang_repeat,
+    )  # fmt: skip
     print(f"{len(rows)} training rows", flush=True)
     settings = FinetuneSettings(
         rank=args.rank, alpha=2.0 * args.rank, lr=args.lr, epochs=args.epochs,

