@@ -7,7 +7,7 @@ Sources (see docs/DATA_CARD.md):
   + wording heuristics) and ``customer_tweets_unlabeled.csv`` (wording heuristics);
 * noise: general tweets from the UMSAB *train* split and Mozetič rows of
   ``sentiment_train.csv`` that carry no customer-care signal;
-* gold: 800 real customer tweets (airline + twcs training parts) labelled by
+* gold: 12,766 real customer tweets (airline + twcs training parts) labelled by
   reading each one, ``bot/data/category_gold_real.tsv``. A weak row whose text is
   also a gold row is dropped (the gold label wins, and a gold dev row never
   leaks into training through its weak twin).
@@ -187,8 +187,15 @@ def main() -> None:
     rows = seeds(rng) + airline(args.shared_data, rng) + twcs(args.shared_data, rng)
     rows += noise(args.shared_data, rng)
     labelled = gold()
+    # One row per text: a gold label wins over a weak one, and a text seen twice (the
+    # airline file repeats some tweets) must not land in both the dev and training split.
     taken = {_normal(r["text"]) for r in labelled}
-    rows = [r for r in rows if _normal(r["text"]) not in taken] + labelled
+    kept = []
+    for row in rows:
+        if _normal(row["text"]) not in taken:
+            taken.add(_normal(row["text"]))
+            kept.append(row)
+    rows = kept + labelled
     with args.out.open("w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")

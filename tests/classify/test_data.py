@@ -1,5 +1,5 @@
 """The shipped category set: every hand-labelled real tweet is in it once, with its label,
-and no heuristic (weak) row repeats a real tweet's text under another label."""
+and no text appears in two rows: no weak label shadows a real one, no text is in two splits."""
 
 from __future__ import annotations
 
@@ -15,19 +15,47 @@ def _gold() -> list[tuple[str, str, str]]:
     return [(c, s, t) for c, s, t in rows]
 
 
-def test_gold_rows_are_shipped_once_each_and_never_shadowed_by_weak_labels() -> None:
+def test_gold_rows_are_shipped_once_each_and_every_text_once() -> None:
     gold = _gold()
-    assert len(gold) == 2000 and {c for c, _, _ in gold} <= set(CATEGORIES)
+    assert len(gold) == 12766 and {c for c, _, _ in gold} <= set(CATEGORIES)
     examples = category_examples()
     shipped = Counter((e.text, e.label) for e in examples if e.source.endswith("-gold"))
     assert shipped == Counter((t, c) for c, _, t in gold)
-    gold_texts = {" ".join(t.split()).lower() for _, _, t in gold}
-    weak = [e for e in examples if e.source.endswith("-weak")]
-    assert weak and not [e.text for e in weak if " ".join(e.text.split()).lower() in gold_texts]
+    # One row per text: no weak label shadows a gold one, no text sits in two splits.
+    texts = Counter(" ".join(e.text.split()).lower() for e in examples)
+    assert len(texts) == len(examples)
 
 
 def test_dev_split_holds_real_tweets_of_every_common_category() -> None:
     dev = [e for e in category_examples() if is_dev(e) and e.source.endswith("-gold")]
     counts = Counter(e.label for e in dev)
-    assert 300 <= len(dev) <= 500
+    assert 2400 <= len(dev) <= 2700
     assert all(counts[c] >= 40 for c in ("case", "rant", "rave", "noise")) and counts["query"] >= 10
+
+
+def test_calibration_split_is_real_tweets_the_adapter_never_trains_on(tmp_path) -> None:
+    from bot.classify.finetune import training_rows
+    from bot.classify.train import is_calibration
+
+    (tmp_path / "sentiment_train.csv").write_text(
+        "text,label,lang,source\r\nnice,positive,en,umsab_train\r\n", "utf-8"
+    )
+    examples = category_examples()
+    calibration = [e for e in examples if is_calibration(e)]
+    gold = [e for e in examples if e.source.endswith("-gold") and not is_dev(e)]
+    assert all(e.source.endswith("-gold") and not is_dev(e) for e in calibration)
+    assert 0.1 < len(calibration) / len(gold) < 0.15
+    trained = {r.text for r in training_rows(tmp_path) if r.task == 1}
+    assert not trained & {e.text for e in calibration}
+    assert not trained & {e.text for e in examples if is_dev(e)}
+    assert trained & {e.text for e in gold if not is_calibration(e)}
+
+
+def test_second_pass_relabels_dev_tweets_only_and_mostly_agrees() -> None:
+    text = resources.files("bot.data").joinpath("category_gold_second_pass.tsv").read_text("utf-8")
+    second = [line.split("\t", 2) for line in text.splitlines() if line and line[0] != "#"]
+    dev = [e for e in category_examples() if is_dev(e) and e.source.endswith("-gold")]
+    first = {e.text: e.label for e in dev}
+    assert len(second) == 705 and all(t in first for _, _, t in second)
+    agree = sum(first[t] == c for c, _, t in second) / len(second)
+    assert 0.85 < agree < 1.0
