@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--extra-share", type=float, default=0.15)
-    ap.add_argument("--gold-repeat", type=int, default=2)
+    ap.add_argument("--gold-repeat", type=int, default=1)
     ap.add_argument("--other-lang-repeat", type=int, default=3)
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--include-val", action="store_true", help="also train on UMSAB val")

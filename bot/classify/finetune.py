@@ -281,11 +281,11 @@ def training_rows(
     *,
     extra_share: float = 0.15,
     include_val: bool = False,
-    gold_repeat: int = 2,
+    gold_repeat: int = 1,
     other_lang_repeat: int = 3,
     seed: int = 7,
 ) -> list[Row]:
-    """Rows for :func:`finetune`: sentiment and category, no dev row of either.
+    """Rows for :func:`finetune`: sentiment and category, no dev or calibration row.
 
     Sentiment: UMSAB train (all six languages; UMSAB val only with
     ``include_val``) plus an ``extra_share`` sample of the Mozetič rows (less the
@@ -300,6 +300,7 @@ def training_rows(
         CATEGORIES,
         SENTIMENTS,
         category_examples,
+        is_calibration,
         is_dev,
         is_mozetic_heldout,
         sentiment_examples,
@@ -316,7 +317,7 @@ def training_rows(
             if rng.random() < extra_share:
                 rows.append(Row(e.text, 0, s_index[e.label]))
     for e in category_examples():
-        if not is_dev(e):
+        if not is_dev(e) and not is_calibration(e):
             repeat = (
                 gold_repeat
                 if e.source.endswith("-gold")
@@ -353,7 +354,7 @@ def dev_evaluator(
     def evaluate(embed: Callable[[Sequence[str]], np.ndarray]) -> dict[str, Any]:
         head = fit_head(
             "sentiment", embed([e.text for e in train]), [e.label for e in train], SENTIMENTS,
-            c=1.0, balanced=False,
+            c=1.0, balance=0.0,
         )  # fmt: skip
         pred = [SENTIMENTS[i] for i in head.proba(embed([e.text for e in val])).argmax(1)]
         f1: dict[str, float] = {}

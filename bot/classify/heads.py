@@ -97,35 +97,46 @@ def fit_head(
     *,
     c: float = 4.0,
     calibration_share: float = 0.2,
+    calibration: np.ndarray | None = None,
     sample_weight: np.ndarray | None = None,
-    balanced: bool = True,
+    balance: float = 1.0,
     seed: int = 13,
 ) -> Head:
     """Train a logistic-regression head and calibrate it.
 
-    The temperature is fitted on ``calibration_share`` of the rows held out from
-    a first fit; the final weights are then refitted on all rows (temperature
-    kept), so no labelled row is wasted.
+    Each class is weighted ``(n / (k · n_class)) ** balance``: 1 is scikit-learn's
+    "balanced", 0 leaves the natural mix, and in between rare classes get some
+    of the boost without costing the frequent ones much accuracy.
+
+    The temperature is fitted on held-out rows of a first fit: the rows marked
+    in the boolean mask ``calibration`` when given, else a random
+    ``calibration_share``. The final weights are then refitted on all rows
+    (temperature kept), so no labelled row is wasted.
     """
     from sklearn.linear_model import LogisticRegression
 
     index = {label: i for i, label in enumerate(classes)}
     y = np.asarray([index[label] for label in labels])
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(len(y))
-    n_cal = int(len(y) * calibration_share)
-    cal, fit = perm[:n_cal], perm[n_cal:]
+    if calibration is not None:
+        cal, fit = np.flatnonzero(calibration), np.flatnonzero(~calibration)
+    else:
+        perm = np.random.default_rng(seed).permutation(len(y))
+        n_cal = int(len(y) * calibration_share)
+        cal, fit = perm[:n_cal], perm[n_cal:]
 
     def train(rows: np.ndarray) -> Any:
-        model = LogisticRegression(
-            C=c, max_iter=3000, class_weight="balanced" if balanced else None
-        )
-        weights = None if sample_weight is None else sample_weight[rows]
+        present, counts = np.unique(y[rows], return_counts=True)
+        per_class = np.ones(len(classes))
+        per_class[present] = (len(rows) / (len(present) * counts)) ** balance
+        weights = per_class[y[rows]]
+        if sample_weight is not None:
+            weights = weights * sample_weight[rows]
+        model = LogisticRegression(C=c, max_iter=3000)
         model.fit(x[rows], y[rows], sample_weight=weights)
         return model
 
     temperature = 1.0
-    if n_cal >= 20 and len(set(y[fit].tolist())) == len(classes):
+    if len(cal) >= 20 and len(set(y[fit].tolist())) == len(classes):
         first = train(fit)
         temperature = fit_temperature(first.decision_function(x[cal]), y[cal])
     final = train(np.arange(len(y)))

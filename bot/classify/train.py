@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.classify.encoder import Encoder, cache_dir
+from bot.classify.encoder import ONNX_FILE, Encoder, cache_dir
 from bot.classify.engine import EngineClassifier
 from bot.classify.heads import Head, Heads, fit_head
 from bot.classify.metrics import classification_report, polarity_accuracy
@@ -31,6 +31,10 @@ from bot.domain import Category, Prediction, Sentiment
 CATEGORIES = [c.value for c in Category]
 SENTIMENTS = [s.value for s in Sentiment]
 FEEDBACK_WEIGHT = 3.0
+#: Category head: L2 strength and class balancing, chosen on the calibration split of the real
+#: tweets (C 4 -> 16, balance 1 -> 0.5: macro-F1 0.565 -> 0.616, accuracy 0.723 -> 0.746).
+CATEGORY_C = 16.0
+CATEGORY_BALANCE = 0.5
 #: Sentiment rows per source. UMSAB is three-class and tweet-like; Mozetič (no neutral) and
 #: the airline set (mostly negative) help polarity but, at full weight, swamp neutral.
 #: Chosen on UMSAB val (see docs/MODEL_CARD.md).
@@ -65,9 +69,25 @@ def sentiment_examples(shared_data: Path) -> list[Example]:
         ]
 
 
+def _bucket(example: Example) -> int:
+    """A stable 0..999 bucket by group (all variants of one seed stay together)."""
+    return zlib.crc32(example.group.encode()) % 1000
+
+
 def is_dev(example: Example, share: float = 0.2) -> bool:
-    """Stable dev assignment by group (all variants of one seed stay together)."""
-    return zlib.crc32(example.group.encode()) % 1000 < share * 1000
+    """The dev split: ``share`` of the groups, never trained on by heads or adapter."""
+    return _bucket(example) < share * 1000
+
+
+def is_calibration(example: Example) -> bool:
+    """The calibration split: an eighth of the hand-labelled real tweets outside dev.
+
+    The encoder's adapter never trains on them, so the category head's temperature
+    is fitted on tweets whose embeddings are as unfamiliar as a live mention's.
+    Fitted on rows the adapter had seen, the confidence was over-confident on real
+    tweets (precision 83 % at confidence >= 0.9).
+    """
+    return example.source.endswith("-gold") and 200 <= _bucket(example) < 300
 
 
 def is_mozetic_heldout(example: Example) -> bool:
@@ -81,7 +101,8 @@ class EmbeddingCache:
 
     def __init__(self, encoder: Encoder) -> None:
         self.encoder = encoder
-        key = hashlib.sha1(f"{encoder.name}|{encoder.backend}".encode()).hexdigest()[:12]
+        variant = f"{encoder.name}|{encoder.backend}|{ONNX_FILE}"  # a new recipe, new vectors
+        key = hashlib.sha1(variant.encode()).hexdigest()[:12]
         self.path = cache_dir() / f"embeddings-{key}.npz"
         self._vectors: dict[str, np.ndarray] = {}
         if self.path.exists():
@@ -158,7 +179,12 @@ def train_heads(
     if evaluate:
         report["category_dev"] = _category_dev(cats, x_cat, w_cat, care_config)
         report["sentiment_dev"] = _sentiment_dev(sents, x_sent, w_sent)
-    category = fit_head("category", x_cat, [e.label for e in cats], CATEGORIES, sample_weight=w_cat)
+    calibration = np.asarray([is_calibration(e) for e in cats])
+    report["calibration_rows"] = int(calibration.sum())
+    category = fit_head(
+        "category", x_cat, [e.label for e in cats], CATEGORIES, sample_weight=w_cat,
+        calibration=calibration, c=CATEGORY_C, balance=CATEGORY_BALANCE,
+    )  # fmt: skip
     sentiment = fit_head(
         "sentiment",
         x_sent,
@@ -166,7 +192,7 @@ def train_heads(
         SENTIMENTS,
         c=1.0,
         sample_weight=w_sent,
-        balanced=False,
+        balance=0.0,
     )
     category.meta = {"rows": len(cats), "dev": report.get("category_dev", {}).get("summary")}
     sentiment.meta = {"rows": len(sents), "dev": report.get("sentiment_dev", {}).get("summary")}
@@ -182,9 +208,11 @@ def _category_dev(
     cats: list[Example], x: np.ndarray, w: np.ndarray, care_config: CareConfig
 ) -> dict[str, Any]:
     dev = np.asarray([is_dev(e) and e.source != "feedback" for e in cats])
+    fit = [e for e, d in zip(cats, dev, strict=True) if not d]
     head = fit_head(
-        "category", x[~dev], [e.label for e in cats if not is_dev(e) or e.source == "feedback"],
-        CATEGORIES, sample_weight=w[~dev],
+        "category", x[~dev], [e.label for e in fit], CATEGORIES, sample_weight=w[~dev],
+        calibration=np.asarray([is_calibration(e) for e in fit]), c=CATEGORY_C,
+        balance=CATEGORY_BALANCE,
     )  # fmt: skip
     dev_rows = [e for e, d in zip(cats, dev, strict=True) if d]
     preds = _engine(head, care_config, x.shape[1]).predict_embedded(
@@ -267,7 +295,7 @@ def _sentiment_dev(sents: list[Example], x: np.ndarray, w: np.ndarray) -> dict[s
     fit = ~dev & ~moz
     head = fit_head(
         "sentiment", x[fit], [e.label for e, f in zip(sents, fit, strict=True) if f], SENTIMENTS,
-        c=1.0, sample_weight=w[fit], balanced=False,
+        c=1.0, sample_weight=w[fit], balance=0.0,
     )  # fmt: skip
     rows = [e for e in sents if e.source == "umsab_val"]
     proba = head.proba(x[dev])

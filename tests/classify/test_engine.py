@@ -138,3 +138,40 @@ def test_head_fit_learns_separable_data() -> None:
     acc = (head.proba(x).argmax(1) == labels).mean()
     assert acc > 0.95
     assert head.temperature > 0
+
+
+def test_head_temperature_is_fitted_on_the_calibration_rows_given() -> None:
+    """Rows the features predict less well (as live tweets are, next to rows an encoder
+    was tuned on) must lower the confidence when they are the ones calibrating."""
+    from bot.classify.heads import fit_head
+
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(3, 16)) * 3
+    labels = rng.integers(0, 3, 900)
+    x = centres[labels] + rng.normal(size=(900, 16))
+    noisy = np.zeros(900, dtype=bool)
+    noisy[:300] = True
+    labels[:300] = np.where(rng.random(300) < 0.4, rng.integers(0, 3, 300), labels[:300])
+    names, classes = [str(v) for v in labels], ["0", "1", "2"]
+    on_noisy = fit_head("t", x, names, classes, calibration=noisy)
+    on_clean = fit_head("t", x, names, classes, calibration=~noisy)
+    assert on_noisy.temperature > 1.5 * on_clean.temperature
+    assert on_noisy.proba(x).max(1).mean() < on_clean.proba(x).max(1).mean() - 0.1
+
+
+def test_head_balance_one_is_scikit_learns_balanced_and_zero_is_the_natural_mix() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from bot.classify.heads import fit_head
+
+    rng = np.random.default_rng(3)
+    labels = np.searchsorted([0.8, 0.95], rng.random(900))  # 80 % / 15 % / 5 %
+    x = rng.normal(size=(900, 8)) + np.eye(3, 8)[labels] * 1.2
+    names, classes = [str(v) for v in labels], ["0", "1", "2"]
+    for balance, class_weight in ((1.0, "balanced"), (0.0, None)):
+        head = fit_head("t", x, names, classes, balance=balance)
+        ref = LogisticRegression(C=4.0, max_iter=3000, class_weight=class_weight).fit(x, labels)
+        assert (head.logits(x).argmax(1) == ref.predict(x)).mean() > 0.99
+    rare = [(fit_head("t", x, names, classes, balance=b).proba(x).argmax(1) == 2).sum()
+            for b in (0.0, 0.5, 1.0)]  # fmt: skip
+    assert rare[0] < rare[1] < rare[2]
