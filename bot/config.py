@@ -110,6 +110,9 @@ class ClassificationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     threshold: float = Field(default=0.6, ge=0.0, le=1.0)
+    #: A strong sample-terms hit decides alone unless the model is at least ``threshold``
+    #: confident in another category; ``true`` lets strong hits win even then.
+    rules_always_win: bool = False
 
 
 class Brand(BaseModel):

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from bot.classify.encoder import ONNX_FILE, Encoder, cache_dir
-from bot.classify.engine import EngineClassifier
+from bot.classify.engine import EngineClassifier, model_overrides
 from bot.classify.heads import Head, Heads, fit_head
 from bot.classify.metrics import classification_report, polarity_accuracy
 from bot.classify.rules import RulesClassifier
@@ -250,8 +250,9 @@ def _engine(head: Head, care_config: CareConfig, dim: int) -> EngineClassifier:
     return EngineClassifier(
         RulesClassifier(care_config.sample_terms),
         Heads(head, dummy_sentiment, "", ""),
-        encoder=lambda: None,
-        detect_language=False,  # type: ignore[arg-type,return-value]
+        encoder=lambda: None,  # type: ignore[arg-type,return-value]
+        model_overrides=model_overrides(care_config),
+        detect_language=False,
     )
 
 

@@ -26,6 +26,35 @@ def test_strong_rule_beats_disagreeing_model(fake_engine) -> None:
         pytest.skip("sample terms no longer give a strong fraud hit")
 
 
+def test_confident_model_overrules_a_strong_rule_and_an_unsure_one_does_not(
+    care_config: CareConfig,
+) -> None:
+    from bot.classify.engine import build_classifier, model_overrides
+
+    text = "phishing scam: my laptop won't boot"
+    encoder = FakeEncoder({"boot": CATEGORIES.index("case")})
+    rules = RulesClassifier(care_config.sample_terms)
+    assert rules.predict_one(text).confidence >= 0.79  # a strong fraud hit
+    threshold = model_overrides(care_config)
+    assert threshold == care_config.classification.threshold == build_classifier(
+        care_config
+    ).model_overrides
+    for strength, expected in ((3.0, (Category.CASE, "model")), (1.0, (Category.FRAUD, "rules"))):
+        engine = EngineClassifier(
+            rules, one_hot_heads(strength), encoder, model_overrides=threshold,
+            detect_language=False,
+        )  # type: ignore[arg-type]  # fmt: skip
+        [pred] = engine.predict([text])
+        model_p = float(engine.heads.category.proba(encoder.encode([text])).max())
+        assert (pred.category, pred.method) == expected
+        assert (model_p >= threshold) == (expected[1] == "model")
+    always = care_config.model_copy(
+        update={"classification": care_config.classification.model_copy(
+            update={"rules_always_win": True})}
+    )  # fmt: skip
+    assert model_overrides(always) is None and build_classifier(always).model_overrides is None
+
+
 def test_weak_rule_loses_to_model(fake_engine) -> None:
     engine, _ = fake_engine
     # "awesome" is a single rave term (weak rule); the model sees "invoice" -> query.
