@@ -133,6 +133,12 @@ def test_warning_queued_before_the_card_is_posted_lands_in_its_thread(
     fake_slack.fail("chat.postMessage", 500, times=10_000, channel="C0SUPPORT")
     clock.at(seconds=-20)
     mention_id = bot.ingest(CASE).json()["ids"][0]
+
+    def routed() -> bool:  # no card to wait for: wait for the pipeline to start its SLA clock
+        with Session(bot.runtime.engine) as session:
+            return state.get(session=session, mention_id=mention_id) is not None
+
+    eventually(routed)
     for seconds in range(0, 4 * 60 + 1, 30):
         bot.runtime.scheduler.tick(clock.at(seconds=seconds))
     assert audit_times(bot, mention_id, "sla_warned") == [T0 + timedelta(minutes=4)]
