@@ -17,9 +17,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+SECOND_PASS = "category_gold_second_pass.tsv"
 
 from bot.classify.metrics import classification_report  # noqa: E402
-from bot.classify.train import CATEGORIES, category_examples, is_dev  # noqa: E402
+from bot.classify.train import CATEGORIES, category_examples, is_dev, labelled_tweets  # noqa: E402
 
 
 def main() -> None:
@@ -27,27 +28,22 @@ def main() -> None:
 
     dev = [e for e in category_examples() if is_dev(e) and e.source.endswith("-gold")]
     first = {e.text: e.label for e in dev}
-    lines = (ROOT / "bot/data/category_gold_second_pass.tsv").read_text("utf-8").splitlines()
-    second = {}
-    for line in lines:
-        if line and line[0] != "#":
-            category, _source, text = line.split("\t", 2)
-            second[text] = category
+    second = {text: category for category, _, text in labelled_tweets(SECOND_PASS)}
     texts = [t for t in first if t in second]
     a, b = [first[t] for t in texts], [second[t] for t in texts]
     report = classification_report(a, b, CATEGORIES)
     out = {
         "rows": len(texts),
-        "missing": len(first) - len(texts),
+        "dev_rows_not_relabelled": len(first) - len(texts),
         "agreement": round(sum(x == y for x, y in zip(a, b, strict=True)) / len(texts), 4),
         "cohen_kappa": round(float(cohen_kappa_score(a, b)), 4),
         "macro_f1_second_vs_first": report["macro_f1"],
         "per_class_f1": {k: v["f1"] for k, v in report["per_class"].items()},
         "top_disagreements": [
             f"{x}->{y}: {n}"
-            for (x, y), n in Counter(zip(a, b, strict=True)).most_common(12)
-            if x != y
-        ][:8],
+            for (x, y), n in Counter((x, y) for x, y in zip(a, b, strict=True) if x != y)
+            .most_common(8)
+        ],
     }
     print(json.dumps(out, indent=1))
 

@@ -151,11 +151,10 @@ def noise(shared: Path, rng: random.Random, per_lang: int = 70) -> list[dict[str
 def gold() -> list[dict[str, str]]:
     sys.path.insert(0, str(ROOT))
     from bot.classify.lang import detect_lang
+    from bot.classify.train import labelled_tweets
 
     rows = []
-    lines = (DATA / "category_gold_real.tsv").read_text("utf-8").splitlines()
-    for n, line in enumerate(ln for ln in lines if ln and not ln.startswith("#")):
-        category, source, text = line.split("\t", 2)
+    for n, (category, source, text) in enumerate(labelled_tweets()):
         lang = detect_lang(text)
         rows.append(
             _row(text, category, lang if lang != "other" else "en", f"{source}-gold", f"gold-{n}")

@@ -168,7 +168,7 @@ def prepare_onnx(model_dir: Path) -> Path:
     weights are quantised dynamically (int8, one scale per output channel) by
     ONNX Runtime's tooling. Per channel rather than one scale per tensor: on the
     fine-tuned encoder, per-tensor cost 3 points of real-tweet category macro-F1
-    against fp32, per-channel 0.9 (``bench/quantisation_accuracy.py``).
+    against fp32, per-channel 0.8 (``bench/quantisation_accuracy.py``).
     """
     target = model_dir / ONNX_FILE
     if target.exists():

@@ -50,6 +50,13 @@ class Example:
     group: str
 
 
+def labelled_tweets(name: str = "category_gold_real.tsv") -> list[tuple[str, str, str]]:
+    """``(category, source, text)`` rows of a hand-labelled TSV shipped in ``bot/data``."""
+    text = resources.files("bot.data").joinpath(name).read_text("utf-8")
+    rows = [line.split("\t", 2) for line in text.splitlines() if line and line[0] != "#"]
+    return [(category, source, tweet) for category, source, tweet in rows]
+
+
 def category_examples(path: Path | None = None) -> list[Example]:
     """The shipped labelled category set."""
     if path is None:

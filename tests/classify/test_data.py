@@ -4,19 +4,12 @@ and no text appears in two rows: no weak label shadows a real one, no text is in
 from __future__ import annotations
 
 from collections import Counter
-from importlib import resources
 
-from bot.classify.train import CATEGORIES, category_examples, is_dev
-
-
-def _gold() -> list[tuple[str, str, str]]:
-    text = resources.files("bot.data").joinpath("category_gold_real.tsv").read_text("utf-8")
-    rows = [line.split("\t", 2) for line in text.splitlines() if line and line[0] != "#"]
-    return [(c, s, t) for c, s, t in rows]
+from bot.classify.train import CATEGORIES, category_examples, is_dev, labelled_tweets
 
 
 def test_gold_rows_are_shipped_once_each_and_every_text_once() -> None:
-    gold = _gold()
+    gold = labelled_tweets()
     assert len(gold) == 12766 and {c for c, _, _ in gold} <= set(CATEGORIES)
     examples = category_examples()
     shipped = Counter((e.text, e.label) for e in examples if e.source.endswith("-gold"))
@@ -52,8 +45,7 @@ def test_calibration_split_is_real_tweets_the_adapter_never_trains_on(tmp_path) 
 
 
 def test_second_pass_relabels_dev_tweets_only_and_mostly_agrees() -> None:
-    text = resources.files("bot.data").joinpath("category_gold_second_pass.tsv").read_text("utf-8")
-    second = [line.split("\t", 2) for line in text.splitlines() if line and line[0] != "#"]
+    second = labelled_tweets("category_gold_second_pass.tsv")
     dev = [e for e in category_examples() if is_dev(e) and e.source.endswith("-gold")]
     first = {e.text: e.label for e in dev}
     assert len(second) == 705 and all(t in first for _, _, t in second)
