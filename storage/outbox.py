@@ -59,7 +59,7 @@ def enqueue_post_card(
 def enqueue_card_update(*, session: Session, mention_id: int, now: datetime) -> int:
     """Queue an in-place refresh of every card of a mention.
 
-    An update already pending for the same card is reused. A card whose post
+    An update already pending for the same card, and not leased, is reused. A card whose post
     has no ``ts`` yet may be in flight, rendered before this change: its update
     waits for the ts (the deliverer retries it), so the card never stays stale.
     Returns how many updates are queued.
@@ -76,7 +76,10 @@ def enqueue_card_update(*, session: Session, mention_id: int, now: datetime) -> 
                 Outbox.kind == UPDATE_CARD,
                 Outbox.post_id == post.id,
                 Outbox.status == "pending",
-                or_(col(Outbox.lease_until).is_(None), col(Outbox.lease_until) < now),
+                # Only a row no deliverer holds: a leased row has rendered the old
+                # state, and an *expired* lease may still be sending it (slow Slack)
+                # and mark it sent — reusing it would lose this change.
+                col(Outbox.lease_until).is_(None),
             )
             # Wait for a deliverer leasing this row right now (PostgreSQL): once it
             # commits the row is leased and rendered the old state, so queue anew.

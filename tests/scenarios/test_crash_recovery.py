@@ -94,3 +94,35 @@ def test_interrupted_before_slack_is_posted_once(runtime, fake_slack) -> None:
     assert survivor.run_once() == 1
     [call] = fake_slack.ok_calls("chat.postMessage")
     assert call.params["channel"] == "C0SUPPORT"
+
+
+def test_a_change_during_a_slow_card_update_is_never_lost(runtime) -> None:
+    """A deliverer whose lease ran out while it was still sending an update (slow
+    Slack, a long pause) must not swallow a change made meanwhile: the change gets an
+    update of its own instead of reusing the row that rendered the old state."""
+    from bot.domain import MentionIn
+
+    services = runtime.services
+    [mention_id] = services.ingest([MentionIn(
+        source="twitter", external_id="s1", author="dana",
+        text="my laptop won't boot since the update, help")]).new_ids
+    services.route_pending(owner="w")
+    assert runtime.deliverer.run_once() == 1  # the card is posted and its ts recorded
+
+    def queue_update() -> int:
+        with Session(runtime.engine) as session:
+            queued = outbox.enqueue_card_update(session=session, mention_id=mention_id,
+                                                now=runtime.clock())
+            session.commit()
+            return queued
+
+    assert queue_update() == 1
+    slow = Delivery(services, owner="slow")
+    [task] = slow.lease_due(limit=10)  # renders the card as it is now ...
+    runtime.clock.now += slow.lease + timedelta(seconds=1)  # ... and is still sending
+    assert queue_update() == 1  # a state change now queues its own update
+    assert slow.succeeded(task, ts=None)  # the slow send finishes, with the old state
+    with Session(runtime.engine) as session:
+        pending = session.exec(select(Outbox).where(
+            Outbox.kind == outbox.UPDATE_CARD, Outbox.status == "pending")).all()
+    assert len(pending) == 1 and pending[0].id != task.id
