@@ -68,6 +68,9 @@ _CARE_WORDS = re.compile(
 )
 
 
+NOISE_PER_LANG = 400
+
+
 def seeds(rng: random.Random) -> list[dict[str, str]]:
     rows = []
     for path in sorted(DATA.glob("category_seed_*.tsv")):
@@ -181,10 +184,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared-data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=DATA / "category_train.jsonl")
+    parser.add_argument("--noise-per-lang", type=int, default=NOISE_PER_LANG)
     args = parser.parse_args()
     rng = random.Random(7)
     rows = seeds(rng) + airline(args.shared_data, rng) + twcs(args.shared_data, rng)
-    rows += noise(args.shared_data, rng)
+    rows += noise(args.shared_data, rng, args.noise_per_lang)
     labelled = gold()
     # One row per text: a gold label wins over a weak one, and a text seen twice (the
     # airline file repeats some tweets) must not land in both the dev and training split.

@@ -5,7 +5,8 @@ Precedence (per text):
 1. The rules (the config's sample terms) are scored as in
    :class:`~bot.classify.rules.RulesClassifier`.
 2. The encoder runs once per batch; the category and sentiment heads read the
-   same embedding.
+   same embedding (and, for the shipped heads, the same hashed character
+   n-grams, see :mod:`bot.classify.lexical`).
 3. A *strong* rules hit (rules confidence >= ``rules_strong``, i.e. at least two
    words of unopposed evidence) decides the category on its own — the sample
    terms are the business's explicit instruction — unless the model is at least
@@ -84,7 +85,10 @@ def load_heads(model: str, path: Path | None = None) -> Heads:
         raise ConfigError(
             f"no trained heads for CAREBOT_MODEL={model!r} at {path}; run `carebot train`"
         )
-    heads = Heads.load(path)
+    try:
+        heads = Heads.load(path)
+    except ValueError as exc:
+        raise ConfigError(f"{exc}; run `carebot train`") from exc
     expected = encoder_identity(model, default_adapter(model))
     if heads.encoder != expected:
         raise ConfigError(
@@ -170,8 +174,9 @@ class EngineClassifier:
     ) -> list[Prediction]:
         """Combine rules and heads for texts whose embeddings are already known."""
         heads = heads or self.heads
-        cat_p = heads.category.proba(embeddings)
-        sent_p = heads.sentiment.proba(embeddings)
+        lexical = heads.features(texts)
+        cat_p = heads.category.proba(embeddings, lexical)
+        sent_p = heads.sentiment.proba(embeddings, lexical)
         detected = (
             detect_langs(texts, langs)
             if self.detect_language

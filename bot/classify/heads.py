@@ -1,13 +1,18 @@
-"""Linear heads over frozen sentence embeddings, with temperature-scaled confidence.
+"""Linear heads over sentence embeddings, with temperature-scaled confidence.
 
-A head is a multinomial logistic regression (``W x + b``) whose logits are
-divided by a temperature fitted on a validation split of the training data, so
-that the top probability is a calibrated confidence. Heads are stored as plain
-JSON lines (weights as float lists): small, diffable, no pickle.
+A head is a multinomial logistic regression (``W x + b``, plus ``L·V`` when the
+heads also read hashed character n-grams ``L``, see :mod:`bot.classify.lexical`)
+whose logits are divided by a temperature fitted on a validation split of the
+training data, so that the top probability is a calibrated confidence. The dense
+weights are stored as plain JSON lines (floats): small, diffable, no pickle. The
+n-gram weights and IDF go to a sidecar ``.lexical.npz`` (float16, only the
+n-grams ever seen), whose SHA-256 the JSON header records.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bot.classify.lexical import N_FEATURES, Lexical
 
 
 @dataclass
@@ -28,6 +35,8 @@ class Head:
         bias: ``[n_classes]``.
         temperature: logits are divided by this before the softmax.
         meta: free-form training facts (data sizes, metrics, settings).
+        lexical_weight: ``[N_FEATURES, n_classes]`` weights of the character n-grams,
+            or ``None`` for a head that reads the embedding only.
     """
 
     name: str
@@ -36,13 +45,24 @@ class Head:
     bias: np.ndarray
     temperature: float = 1.0
     meta: dict[str, Any] = field(default_factory=dict)
+    lexical_weight: np.ndarray | None = None
 
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(x @ self.weight.T + self.bias, dtype=np.float64)
+    def logits(self, x: np.ndarray, lexical: Any = None) -> np.ndarray:
+        """Raw scores from embeddings ``x`` and, for a lexical head, the n-gram matrix.
 
-    def proba(self, x: np.ndarray) -> np.ndarray:
+        Raises:
+            ValueError: the head reads n-grams and ``lexical`` is missing.
+        """
+        z = np.asarray(x @ self.weight.T + self.bias, dtype=np.float64)
+        if self.lexical_weight is not None:
+            if lexical is None:
+                raise ValueError(f"the {self.name} head also reads character n-grams")
+            z += np.asarray(lexical @ self.lexical_weight, dtype=np.float64)
+        return z
+
+    def proba(self, x: np.ndarray, lexical: Any = None) -> np.ndarray:
         """Calibrated class probabilities ``[n, n_classes]``."""
-        return softmax(self.logits(x) / self.temperature)
+        return softmax(self.logits(x, lexical) / self.temperature)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -100,6 +120,7 @@ def fit_head(
     calibration: np.ndarray | None = None,
     sample_weight: np.ndarray | None = None,
     balance: float = 1.0,
+    lexical: Any = None,
     seed: int = 13,
 ) -> Head:
     """Train a logistic-regression head and calibrate it.
@@ -112,8 +133,16 @@ def fit_head(
     in the boolean mask ``calibration`` when given, else a random
     ``calibration_share``. The final weights are then refitted on all rows
     (temperature kept), so no labelled row is wasted.
+
+    ``lexical`` (a sparse ``[n, N_FEATURES]`` matrix from
+    :meth:`bot.classify.lexical.Lexical.transform`) makes one regression over
+    ``[x, lexical]``; its n-gram half becomes ``Head.lexical_weight``.
     """
+    from scipy import sparse
     from sklearn.linear_model import LogisticRegression
+
+    dim = x.shape[1]
+    features = x if lexical is None else sparse.hstack([sparse.csr_matrix(x), lexical]).tocsr()
 
     index = {label: i for i, label in enumerate(classes)}
     y = np.asarray([index[label] for label in labels])
@@ -132,16 +161,18 @@ def fit_head(
         if sample_weight is not None:
             weights = weights * sample_weight[rows]
         model = LogisticRegression(C=c, max_iter=3000)
-        model.fit(x[rows], y[rows], sample_weight=weights)
+        model.fit(features[rows], y[rows], sample_weight=weights)
         return model
 
     temperature = 1.0
     if len(cal) >= 20 and len(set(y[fit].tolist())) == len(classes):
         first = train(fit)
-        temperature = fit_temperature(first.decision_function(x[cal]), y[cal])
+        temperature = fit_temperature(first.decision_function(features[cal]), y[cal])
     final = train(np.arange(len(y)))
     weight, bias = _full_weights(final, len(classes))
-    return Head(name, list(classes), weight, bias, temperature)
+    lexical_weight = None if lexical is None else np.ascontiguousarray(weight[:, dim:].T)
+    return Head(name, list(classes), weight[:, :dim].copy(), bias, temperature,
+                lexical_weight=lexical_weight)  # fmt: skip
 
 
 def _full_weights(model: Any, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -160,23 +191,82 @@ def _full_weights(model: Any, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class Heads:
-    """The category and sentiment heads plus the encoder they were trained on."""
+    """The category and sentiment heads plus the encoder they were trained on.
+
+    ``lexical`` is the n-gram featuriser of the heads that read n-grams (those with
+    a ``lexical_weight``), or ``None`` when both read the embedding only.
+    """
 
     category: Head
     sentiment: Head
     encoder: str
     backend: str
+    lexical: Lexical | None = None
+
+    def features(self, texts: Sequence[str]) -> Any:
+        """The n-gram matrix the heads read for ``texts`` (``None`` without n-grams)."""
+        return None if self.lexical is None else self.lexical.transform(texts)
 
     def save(self, path: Path) -> None:
-        header = json.dumps({"encoder": self.encoder, "backend": self.backend})
+        header: dict[str, Any] = {"encoder": self.encoder, "backend": self.backend}
+        if self.lexical is not None:
+            blob = self._lexical_blob()
+            sidecar = lexical_path(path)
+            sidecar.write_bytes(blob)
+            header["lexical"] = {"file": sidecar.name, "sha256": hashlib.sha256(blob).hexdigest()}
         path.write_text(
-            "\n".join([header, self.category.to_json(), self.sentiment.to_json()]) + "\n",
+            "\n".join([json.dumps(header), self.category.to_json(), self.sentiment.to_json()])
+            + "\n",
             "utf-8",
         )
 
+    def _lexical_blob(self) -> bytes:
+        assert self.lexical is not None
+        arrays: dict[str, np.ndarray] = {"idf": self.lexical.idf.astype(np.float16)}
+        for head in (self.category, self.sentiment):
+            if head.lexical_weight is None:
+                continue
+            rows = np.flatnonzero(np.abs(head.lexical_weight).max(axis=1) > 0)
+            arrays[f"{head.name}_rows"] = rows.astype(np.int32)
+            arrays[f"{head.name}_weight"] = head.lexical_weight[rows].astype(np.float16)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        return buffer.getvalue()
+
     @classmethod
     def load(cls, path: Path) -> Heads:
+        """Read heads written by :meth:`save`.
+
+        Raises:
+            ValueError: the n-gram sidecar is missing or is not the one the heads were
+                saved with.
+        """
         lines = [ln for ln in path.read_text("utf-8").splitlines() if ln.strip()]
         header = json.loads(lines[0])
         heads = {h.name: h for h in (Head.from_json(ln) for ln in lines[1:])}
-        return cls(heads["category"], heads["sentiment"], header["encoder"], header["backend"])
+        lexical = None
+        if "lexical" in header:
+            sidecar = path.parent / header["lexical"]["file"]
+            if not sidecar.exists():
+                raise ValueError(f"heads at {path} need {sidecar.name}, which is missing")
+            blob = sidecar.read_bytes()
+            if hashlib.sha256(blob).hexdigest() != header["lexical"]["sha256"]:
+                raise ValueError(
+                    f"{sidecar.name} is not the one the heads at {path} were saved with"
+                )
+            data = np.load(io.BytesIO(blob))
+            lexical = Lexical(data["idf"].astype(np.float32))
+            for name, head in heads.items():
+                if f"{name}_rows" not in data:
+                    continue
+                weight = np.zeros((N_FEATURES, len(head.classes)), dtype=np.float32)
+                weight[data[f"{name}_rows"]] = data[f"{name}_weight"]
+                head.lexical_weight = weight
+        return cls(
+            heads["category"], heads["sentiment"], header["encoder"], header["backend"], lexical
+        )
+
+
+def lexical_path(heads_path: Path) -> Path:
+    """The n-gram sidecar of a heads file: ``heads.jsonl`` -> ``heads.lexical.npz``."""
+    return heads_path.with_name(heads_path.stem + ".lexical.npz")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bot.classify.engine import TRIAGE, EngineClassifier, route_for
-from bot.classify.heads import Head, fit_temperature, softmax
+from bot.classify.heads import Head, Heads, fit_temperature, softmax
 from bot.classify.rules import RulesClassifier
 from bot.config import CareConfig
 from bot.domain import Category, Prediction
@@ -204,3 +204,65 @@ def test_head_balance_one_is_scikit_learns_balanced_and_zero_is_the_natural_mix(
     rare = [(fit_head("t", x, names, classes, balance=b).proba(x).argmax(1) == 2).sum()
             for b in (0.0, 0.5, 1.0)]  # fmt: skip
     assert rare[0] < rare[1] < rare[2]
+
+
+def _ngram_heads() -> tuple[Heads, list[str], list[str]]:
+    """Heads whose embedding carries nothing: only the character n-grams tell the classes."""
+    from bot.classify.heads import fit_head
+    from bot.classify.lexical import Lexical
+
+    rng = np.random.default_rng(4)
+    words = {"case": "kaputt", "query": "wiewo", "rave": "superb"}
+    labels = [str(v) for v in rng.choice(list(words), 300)]
+    texts = [f"{rng.choice(['hey', 'so', 'well'])} {words[y]} {rng.integers(100)}" for y in labels]
+    x = rng.normal(size=(300, 8)).astype(np.float32)
+    lexical = Lexical.fit(texts)
+    category = fit_head("category", x, labels, CATEGORIES, lexical=lexical.transform(texts))
+    sentiment = one_hot_heads().sentiment
+    return Heads(category, sentiment, "fake", "fake", lexical), texts, labels
+
+
+def test_heads_read_character_ngrams_beside_the_embedding(care_config: CareConfig) -> None:
+    heads, texts, labels = _ngram_heads()
+    x = np.zeros((len(texts), 8), dtype=np.float32)
+    pred = heads.category.proba(x, heads.features(texts)).argmax(1)
+    assert (np.asarray(CATEGORIES)[pred] == np.asarray(labels)).mean() > 0.95
+    with pytest.raises(ValueError, match="n-grams"):
+        heads.category.proba(x)  # a head that reads n-grams refuses to guess without them
+    # Through the engine: one encoder pass, n-grams computed from the same texts.
+    encoder = FakeEncoder({})
+    engine = EngineClassifier(RulesClassifier({}), heads, encoder, detect_language=False)  # type: ignore[arg-type]
+    preds = engine.predict(["well superb 7", "so kaputt 3", "hey wiewo 12"])
+    assert [p.category.value for p in preds] == ["rave", "case", "query"]
+    assert encoder.calls == 1
+
+
+def test_ngram_heads_roundtrip_and_a_wrong_sidecar_is_refused(tmp_path, monkeypatch) -> None:
+    from bot.classify import engine as engine_module
+    from bot.classify.heads import lexical_path
+    from bot.errors import ConfigError
+
+    heads, texts, _ = _ngram_heads()
+    path = tmp_path / "heads.jsonl"
+    heads.save(path)
+    sidecar = lexical_path(path)
+    assert sidecar.name == "heads.lexical.npz" and sidecar.exists()
+    loaded = Heads.load(path)
+    x = np.zeros((len(texts), 8), dtype=np.float32)
+    assert loaded.sentiment.lexical_weight is None  # only the heads that read n-grams
+    assert np.allclose(
+        loaded.category.proba(x, loaded.features(texts)),
+        heads.category.proba(x, heads.features(texts)),
+        atol=2e-3,  # float16 storage
+    )
+    monkeypatch.setattr(engine_module, "encoder_identity", lambda *a: "fake")
+    assert engine_module.load_heads("m", path).lexical is not None
+    other, _, _ = _ngram_heads()
+    other.category.lexical_weight = other.category.lexical_weight * 2
+    other.save(tmp_path / "other.jsonl")
+    sidecar.write_bytes((tmp_path / "other.lexical.npz").read_bytes())  # same name, other heads
+    with pytest.raises(ConfigError, match=r"heads\.lexical\.npz is not the one.*carebot train"):
+        engine_module.load_heads("m", path)
+    sidecar.unlink()
+    with pytest.raises(ConfigError, match=r"heads\.lexical\.npz, which is missing.*carebot train"):
+        engine_module.load_heads("m", path)

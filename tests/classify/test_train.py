@@ -9,6 +9,7 @@ import pytest
 
 from bot.classify.encoder import Encoder
 from bot.classify.engine import EngineClassifier, load_heads
+from bot.classify.heads import lexical_path
 from bot.classify.rules import RulesClassifier
 from bot.classify.train import train_heads
 from bot.config import CareConfig
@@ -58,6 +59,10 @@ def test_train_heads_with_feedback_on_a_packaged_model(
     assert report["feedback_rows"] == 1 and report["category_rows"] == 2 * len(CATEGORY_ROWS) + 1
     heads = load_heads(model, out)
     assert heads.encoder == model and heads.category.weight.shape == (8, encoder.dim)
+    # The category head also reads character n-grams (sidecar beside the heads file);
+    # the sentiment head reads the embedding only.
+    assert lexical_path(out).exists() and heads.lexical is not None
+    assert heads.category.lexical_weight is not None and heads.sentiment.lexical_weight is None
     engine = EngineClassifier(RulesClassifier({}), heads, encoder, detect_language=False)
     preds = engine.predict([t for t, _ in CATEGORY_ROWS])
     right = sum(p.category.value == c for p, (_, c) in zip(preds, CATEGORY_ROWS, strict=True))
