@@ -96,7 +96,7 @@ def run_naive(n: int, runs: int) -> dict[str, object]:
             tokens = np.asarray(extractor("query: " + text, truncation=True)[0])
             vec = tokens.mean(0)
             vec = vec / np.linalg.norm(vec)
-            heads.category.proba(vec[None])
+            heads.category.proba(vec[None], heads.features([text]))
             heads.sentiment.proba(vec[None])
             detect_lang(text)
         rates.append(len(texts) / (time.perf_counter() - t0))

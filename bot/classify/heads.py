@@ -134,15 +134,20 @@ def fit_head(
     ``calibration_share``. The final weights are then refitted on all rows
     (temperature kept), so no labelled row is wasted.
 
-    ``lexical`` (a sparse ``[n, N_FEATURES]`` matrix from
-    :meth:`bot.classify.lexical.Lexical.transform`) makes one regression over
-    ``[x, lexical]``; its n-gram half becomes ``Head.lexical_weight``.
+    ``lexical`` (the ``[n, N_FEATURES]`` rows of
+    :meth:`bot.classify.lexical.Lexical.transform`, or the same as a SciPy matrix)
+    makes one regression over ``[x, lexical]``; its n-gram half becomes
+    ``Head.lexical_weight``.
     """
     from scipy import sparse
     from sklearn.linear_model import LogisticRegression
 
     dim = x.shape[1]
-    features = x if lexical is None else sparse.hstack([sparse.csr_matrix(x), lexical]).tocsr()
+    if lexical is None:
+        features = x
+    else:
+        ngrams = lexical.csr() if hasattr(lexical, "csr") else lexical
+        features = sparse.hstack([sparse.csr_matrix(x), ngrams]).tocsr()
 
     index = {label: i for i, label in enumerate(classes)}
     y = np.asarray([index[label] for label in labels])

@@ -220,7 +220,7 @@ def train_heads(
 
 
 def _features(featuriser: Lexical | None, rows: Sequence[Example]) -> Any:
-    return None if featuriser is None else featuriser.transform([e.text for e in rows])
+    return None if featuriser is None else featuriser.transform([e.text for e in rows]).csr()
 
 
 def _category_dev_row(example: Example) -> bool:
