@@ -68,7 +68,7 @@ _CARE_WORDS = re.compile(
 )
 
 
-NOISE_PER_LANG = 400
+NOISE_PER_LANG = 200
 
 
 def seeds(rng: random.Random) -> list[dict[str, str]]:

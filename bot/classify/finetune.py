@@ -333,13 +333,22 @@ def dev_evaluator(
     shared_data: Path,
 ) -> Callable[[Callable[[Sequence[str]], np.ndarray]], dict[str, Any]]:
     """An ``evaluate`` for :func:`finetune`: linear heads fitted on training rows'
-    embeddings, scored on UMSAB val (per language) and the category dev split."""
+    embeddings, scored on UMSAB val (per language) and the category dev split.
+
+    The category head follows the shipped recipe (``C``, class balance, temperature on
+    the calibration split, character n-grams) but without the rules, so its figures
+    track the encoder alone.
+    """
     from bot.classify.heads import fit_head
+    from bot.classify.lexical import Lexical
     from bot.classify.metrics import classification_report
     from bot.classify.train import (
         CATEGORIES,
+        CATEGORY_BALANCE,
+        CATEGORY_C,
         SENTIMENTS,
         category_examples,
+        is_calibration,
         is_dev,
         sentiment_examples,
     )
@@ -350,6 +359,7 @@ def dev_evaluator(
     cats = category_examples()
     cat_train = [e for e in cats if not is_dev(e)]
     cat_dev = [e for e in cats if is_dev(e)]
+    ngrams = Lexical.fit([e.text for e in cat_train])
 
     def evaluate(embed: Callable[[Sequence[str]], np.ndarray]) -> dict[str, Any]:
         head = fit_head(
@@ -365,9 +375,12 @@ def dev_evaluator(
             )["macro_f1"]
         chead = fit_head(
             "category", embed([e.text for e in cat_train]), [e.label for e in cat_train],
-            CATEGORIES,
+            CATEGORIES, c=CATEGORY_C, balance=CATEGORY_BALANCE,
+            calibration=np.asarray([is_calibration(e) for e in cat_train]),
+            lexical=ngrams.transform([e.text for e in cat_train]),
         )  # fmt: skip
-        proba = chead.proba(embed([e.text for e in cat_dev]))
+        dev_texts = [e.text for e in cat_dev]
+        proba = chead.proba(embed(dev_texts), ngrams.transform(dev_texts))
         result: dict[str, Any] = {
             "sentiment_val_f1": round(float(np.mean(list(f1.values()))), 4),
             "sentiment_val_f1_by_lang": f1,
