@@ -188,10 +188,22 @@ def build_runtime(
                    bolt=bolt, workers=workers, deliverer=deliverer, scheduler=scheduler)
 
 
+def _bearer_matches(request: Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                              token.encode())
+
+
+def _unauthorised() -> JSONResponse:
+    return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401,
+                        headers={"WWW-Authenticate": "Bearer"})
+
+
 def create_asgi(runtime: Runtime, *, start_workers: bool = True) -> Starlette:
     """The HTTP surface: Slack events, ingest, health."""
     settings = runtime.settings
     ingest_token = settings.ingest_token.get_secret_value() if settings.ingest_token else None
+    metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     verifier = (SignatureVerifier(settings.slack_signing_secret.get_secret_value())
                 if settings.slack_signing_secret else None)
 
@@ -233,12 +245,8 @@ def create_asgi(runtime: Runtime, *, start_workers: bool = True) -> Starlette:
         if ingest_token is None:
             return JSONResponse({"error": "ingest is disabled: INGEST_TOKEN is not set"},
                                 status_code=503)
-        auth = request.headers.get("authorization", "")
-        scheme, _, given = auth.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
-                                                                 ingest_token.encode()):
-            return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
+        if not _bearer_matches(request, ingest_token):
+            return _unauthorised()
         body = await request.body()
         if len(body) > MAX_INGEST_BYTES:
             return JSONResponse({"error": f"body over {MAX_INGEST_BYTES} bytes"},
@@ -253,6 +261,8 @@ def create_asgi(runtime: Runtime, *, start_workers: bool = True) -> Starlette:
                              "ids": result.new_ids}, status_code=202)
 
     async def metrics(request: Request) -> Response:
+        if metrics_token is not None and not _bearer_matches(request, metrics_token):
+            return _unauthorised()
         # The queue gauges query the database: off the event loop.
         data, content_type = await run_in_threadpool(runtime.services.metrics.exposition)
         return Response(data, headers={"Content-Type": content_type})

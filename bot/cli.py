@@ -25,7 +25,8 @@ def _setup_logging(settings: Settings) -> None:
 
     secrets = [s.get_secret_value() if s else None
                for s in (settings.slack_bot_token, settings.slack_signing_secret,
-                         settings.slack_app_token, settings.ingest_token)]
+                         settings.slack_app_token, settings.ingest_token,
+                         settings.metrics_token)]
     configure_logging(level=settings.carebot_log_level, fmt=settings.carebot_log_format,
                       secrets=secrets)
 

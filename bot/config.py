@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///carebot.db"
     carebot_config: Path | None = None
     ingest_token: SecretStr | None = None
+    #: When set, ``GET /metrics`` needs ``Authorization: Bearer <token>`` (Prometheus:
+    #: ``authorization: {credentials: ...}``); unset, it is open, as Prometheus expects.
+    metrics_token: SecretStr | None = None
     carebot_model: str = "default"
     carebot_env: str = "production"
     carebot_log_level: str = "INFO"
@@ -78,7 +81,8 @@ class Settings(BaseSettings):
     def _no_placeholder_secrets(self) -> Settings:
         if self.carebot_env == "development":
             return self
-        for name in ("slack_bot_token", "slack_signing_secret", "slack_app_token", "ingest_token"):
+        for name in ("slack_bot_token", "slack_signing_secret", "slack_app_token", "ingest_token",
+                     "metrics_token"):
             secret = getattr(self, name)
             if secret is not None and secret.get_secret_value().strip().lower() in PLACEHOLDERS:
                 raise ValueError(f"{name.upper()} is a placeholder; set the real value")

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot.app import build_runtime
 from bot.classify.factory import rules_classifier
 from bot.cli import _setup_logging
 from bot.config import CareConfig, load_settings
@@ -23,7 +24,14 @@ from bot.sources.base import Page
 from bot.sources.poller import Poller
 from storage.db import Engine, session_scope
 from storage.observability import queue_snapshot
-from tests.harness.bot_server import BotServer, eventually
+from tests.harness.bot_server import (
+    BOT_TOKEN,
+    INGEST_TOKEN,
+    SIGNING_SECRET,
+    BotServer,
+    eventually,
+    start_bot_server,
+)
 from tests.harness.fake_slack import FakeSlack
 
 CASE = {"source": "twitter", "id": "obs-1", "author": "dana_k",
@@ -232,3 +240,33 @@ def test_cli_logging_is_json_and_redacted_for_every_logger(
 def test_log_format_setting_is_validated() -> None:
     with pytest.raises(ConfigError, match="CAREBOT_LOG_FORMAT: Input should be 'text' or 'json'"):
         load_settings(carebot_log_format="xml", _env_file=None)
+
+
+def test_metrics_token_guards_metrics_when_set(fake_slack: FakeSlack, tmp_path,
+                                               care_config: CareConfig) -> None:
+    """With METRICS_TOKEN set, /metrics answers only the right bearer token; the other
+    endpoints keep their own rules (health probes stay open)."""
+    settings = load_settings(
+        slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
+        ingest_token=INGEST_TOKEN, metrics_token="scrape-secret-123456",
+        slack_api_url=fake_slack.url, database_url=f"sqlite:///{tmp_path / 'm.db'}",
+        _env_file=None,
+    )
+    runtime = build_runtime(settings, config=care_config,
+                            classifier=rules_classifier(care_config), poll=0.2)
+    server = start_bot_server(runtime)
+    try:
+        url = f"{server.url}/metrics"
+        for headers in ({}, {"Authorization": "Bearer wrong"},
+                        {"Authorization": f"Bearer {INGEST_TOKEN}"}):
+            denied = server.http.get(url, headers=headers)
+            assert denied.status_code == 401
+            assert denied.headers["www-authenticate"] == "Bearer"
+            assert "scrape-secret" not in denied.text
+        allowed = server.http.get(url, headers={"Authorization": "Bearer scrape-secret-123456"})
+        assert allowed.status_code == 200 and "carebot_database_up" in allowed.text
+        assert server.http.get(f"{server.url}/healthz").status_code == 200
+        assert server.ingest(CASE).status_code == 202  # the ingest token still works
+    finally:
+        server.stop()
+        runtime.engine.dispose()
