@@ -219,6 +219,8 @@ class Heads:
             sidecar = lexical_path(path)
             sidecar.write_bytes(blob)
             header["lexical"] = {"file": sidecar.name, "sha256": hashlib.sha256(blob).hexdigest()}
+        else:  # no stale n-gram weights beside embedding-only heads
+            lexical_path(path).unlink(missing_ok=True)
         path.write_text(
             "\n".join([json.dumps(header), self.category.to_json(), self.sentiment.to_json()])
             + "\n",

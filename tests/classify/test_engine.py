@@ -130,8 +130,11 @@ def test_heads_roundtrip(tmp_path) -> None:
     heads = one_hot_heads()
     heads.category.temperature = 1.7
     path = tmp_path / "heads.jsonl"
+    (tmp_path / "heads.lexical.npz").write_bytes(b"stale")  # from an earlier n-gram training
     heads.save(path)
+    assert not (tmp_path / "heads.lexical.npz").exists()
     loaded = type(heads).load(path)
+    assert loaded.lexical is None and loaded.category.lexical_weight is None
     x = np.eye(8, dtype=np.float32)
     assert np.allclose(loaded.category.proba(x), heads.category.proba(x), atol=1e-5)
     assert loaded.encoder == "fake" and loaded.category.classes == CATEGORIES
