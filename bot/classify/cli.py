@@ -84,7 +84,7 @@ def _progress(total: int, label: str) -> Any:
     "--no-ngrams",
     is_flag=True,
     help="Heads read the embedding only, not also hashed character n-grams "
-    "(smaller heads, about 5 points lower category macro-F1 on real tweets).",
+    "(smaller heads, 2-4 points lower category macro-F1 on real tweets).",
 )
 @click.option(
     "--finetune",

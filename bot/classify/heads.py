@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.classify.lexical import N_FEATURES, Lexical
+from bot.classify.lexical import N_FEATURES, Lexical, SparseRows
 
 
 @dataclass
@@ -47,7 +47,7 @@ class Head:
     meta: dict[str, Any] = field(default_factory=dict)
     lexical_weight: np.ndarray | None = None
 
-    def logits(self, x: np.ndarray, lexical: Any = None) -> np.ndarray:
+    def logits(self, x: np.ndarray, lexical: SparseRows | None = None) -> np.ndarray:
         """Raw scores from embeddings ``x`` and, for a lexical head, the n-gram matrix.
 
         Raises:
@@ -60,7 +60,7 @@ class Head:
             z += np.asarray(lexical @ self.lexical_weight, dtype=np.float64)
         return z
 
-    def proba(self, x: np.ndarray, lexical: Any = None) -> np.ndarray:
+    def proba(self, x: np.ndarray, lexical: SparseRows | None = None) -> np.ndarray:
         """Calibrated class probabilities ``[n, n_classes]``."""
         return softmax(self.logits(x, lexical) / self.temperature)
 
@@ -120,7 +120,7 @@ def fit_head(
     calibration: np.ndarray | None = None,
     sample_weight: np.ndarray | None = None,
     balance: float = 1.0,
-    lexical: Any = None,
+    lexical: SparseRows | None = None,
     seed: int = 13,
 ) -> Head:
     """Train a logistic-regression head and calibrate it.
@@ -135,9 +135,8 @@ def fit_head(
     (temperature kept), so no labelled row is wasted.
 
     ``lexical`` (the ``[n, N_FEATURES]`` rows of
-    :meth:`bot.classify.lexical.Lexical.transform`, or the same as a SciPy matrix)
-    makes one regression over ``[x, lexical]``; its n-gram half becomes
-    ``Head.lexical_weight``.
+    :meth:`bot.classify.lexical.Lexical.transform`) makes one regression over
+    ``[x, lexical]``; its n-gram half becomes ``Head.lexical_weight``.
     """
     from scipy import sparse
     from sklearn.linear_model import LogisticRegression
@@ -146,8 +145,7 @@ def fit_head(
     if lexical is None:
         features = x
     else:
-        ngrams = lexical.csr() if hasattr(lexical, "csr") else lexical
-        features = sparse.hstack([sparse.csr_matrix(x), ngrams]).tocsr()
+        features = sparse.hstack([sparse.csr_matrix(x), lexical.csr()]).tocsr()
 
     index = {label: i for i, label in enumerate(classes)}
     y = np.asarray([index[label] for label in labels])
@@ -208,7 +206,7 @@ class Heads:
     backend: str
     lexical: Lexical | None = None
 
-    def features(self, texts: Sequence[str]) -> Any:
+    def features(self, texts: Sequence[str]) -> SparseRows | None:
         """The n-gram matrix the heads read for ``texts`` (``None`` without n-grams)."""
         return None if self.lexical is None else self.lexical.transform(texts)
 

@@ -23,7 +23,7 @@ import numpy as np
 from bot.classify.encoder import ONNX_FILE, Encoder, cache_dir
 from bot.classify.engine import EngineClassifier, model_overrides
 from bot.classify.heads import Head, Heads, fit_head
-from bot.classify.lexical import Lexical
+from bot.classify.lexical import Lexical, SparseRows
 from bot.classify.metrics import classification_report, polarity_accuracy
 from bot.classify.rules import RulesClassifier
 from bot.config import CareConfig
@@ -220,8 +220,8 @@ def train_heads(
     return report
 
 
-def _features(featuriser: Lexical | None, rows: Sequence[Example]) -> Any:
-    return None if featuriser is None else featuriser.transform([e.text for e in rows]).csr()
+def _features(featuriser: Lexical | None, rows: Sequence[Example]) -> SparseRows | None:
+    return None if featuriser is None else featuriser.transform([e.text for e in rows])
 
 
 def _category_dev_row(example: Example) -> bool:
