@@ -101,6 +101,7 @@ def lease_due(*, session: Session, owner: str, now: datetime, lease: timedelta,
         select(Dispatch.id)
         .where(Dispatch.status == "pending", col(Dispatch.next_attempt_at) <= now, free)
         .order_by(col(Dispatch.id)).limit(limit)
+        .with_for_update(skip_locked=True)  # PostgreSQL: never wait on a row in use
     ).all()
     leased: list[int] = []
     for item_id in ids:

@@ -67,6 +67,7 @@ def lease_new(
         .where(Mention.stage == "new", free)
         .order_by(col(Mention.id))
         .limit(limit)
+        .with_for_update(skip_locked=True)  # PostgreSQL: never wait on a row in use
     ).all()
     leased: list[int] = []
     for mention_id in candidates:

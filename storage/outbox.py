@@ -147,6 +147,11 @@ def lease_due(
         .where(Outbox.status == "pending", col(Outbox.next_attempt_at) <= now, free)
         .order_by(col(Outbox.priority).desc(), col(Outbox.id))
         .limit(limit if per_channel is None else limit * 4)
+        # PostgreSQL: pass over rows a Slack action is changing right now. Waiting
+        # for them while holding rows leased earlier in this batch deadlocks with
+        # an action that needs those next (a reclassification cancelling a card
+        # and its updates). They are due again on the next pass.
+        .with_for_update(skip_locked=True)
     )
     if skip_channels:
         query = query.where(col(Outbox.channel).not_in(list(skip_channels)))
@@ -181,8 +186,15 @@ def lease_due(
 
 
 def mark_sent(*, session: Session, item_id: int, owner: str, now: datetime, ts: str | None) -> bool:
-    """Mark a leased row sent (and its post with ``ts``). False if the lease was lost."""
-    item = session.get(Outbox, item_id)
+    """Mark a leased row sent (and its post with ``ts``). False if the lease was lost.
+
+    Locks the post before the outbox row, the order a Slack action takes them in
+    (``storage.workflow.move_card``), so the two never wait on each other.
+    """
+    post_id = session.exec(select(Outbox.post_id).where(col(Outbox.id) == item_id)).first()
+    if post_id is not None:
+        session.exec(select(SlackPost.id).where(col(SlackPost.id) == post_id).with_for_update())
+    item = session.exec(select(Outbox).where(col(Outbox.id) == item_id).with_for_update()).first()
     if item is None or item.lease_owner != owner or item.status != "pending":
         return False
     item.status = "sent"

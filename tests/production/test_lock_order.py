@@ -1,0 +1,175 @@
+"""Workers and Slack actions on one PostgreSQL never deadlock each other.
+
+A reclassification cancels the unsent card in the old channel while a deliverer
+leases due rows; CI once caught the two waiting on each other's outbox rows.
+These tests hold the workflow's row locks open in one connection and run the
+worker's step in another with a lock timeout: the worker must pass over rows it
+cannot take (leasing queue rows) or take locks in the workflow's order (post
+before outbox row), never wait in the opposite order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, text, update
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
+
+from storage import escalations, mentions, outbox
+from storage.db import make_engine, migrate
+from storage.tables import Mention, Outbox, SlackPost
+from storage.workflow_tables import Dispatch
+from tests.harness.postgres import create_database
+
+pytestmark = pytest.mark.postgres
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=5)
+
+
+@pytest.fixture
+def pg(postgres_admin_url: str) -> Iterator[Engine]:
+    engine = make_engine(create_database(postgres_admin_url))
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+def _mention(session: Session, n: int, *, stage: str = "routed") -> int:
+    row = Mention(source="test", external_id=str(n), author="@sam", text=f"mention {n}",
+                  stage=stage)
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    return row.id
+
+
+def select_outbox(kind: str) -> SelectOfScalar[Outbox]:
+    return select(Outbox).where(Outbox.kind == kind)
+
+
+def _worker_session(engine: Engine) -> Session:
+    """A worker's session that gives up after 2 s waiting for a row lock."""
+    session = Session(engine, expire_on_commit=False)
+    session.execute(text("SET lock_timeout = '2s'"))
+    return session
+
+
+def _unsent_card(engine: Engine, *, with_update: bool) -> SlackPost:
+    """A mention whose card is queued (and, if asked, an update of it too)."""
+    with Session(engine, expire_on_commit=False) as setup:
+        mention_id = _mention(setup, 1)
+        post = outbox.enqueue_post_card(session=setup, mention_id=mention_id, channel="C0OLD",
+                                        priority=3, now=NOW)
+        setup.flush()
+        if with_update:
+            outbox.enqueue_card_update(session=setup, mention_id=mention_id, now=NOW)
+        setup.commit()
+        return post
+
+
+def test_outbox_lease_passes_over_a_row_a_slack_action_holds(pg: Engine) -> None:
+    post = _unsent_card(pg, with_update=True)
+    with Session(pg, expire_on_commit=False) as setup:
+        post_card = setup.exec(select_outbox(outbox.POST_CARD)).one()
+        update_card = setup.exec(select_outbox(outbox.UPDATE_CARD)).one()
+        assert post_card.post_id == update_card.post_id == post.id
+
+    with Session(pg) as action:
+        # A reclassification mid-transaction: it has cancelled the unsent card.
+        action.execute(update(Outbox).where(col(Outbox.id) == post_card.id)
+                       .values(status="cancelled"))
+        worker = _worker_session(pg)
+        try:
+            leased = outbox.lease_due(session=worker, owner="w1", now=NOW, lease=LEASE, limit=10)
+            worker.commit()
+        finally:
+            worker.close()
+        # The worker took the free row and did not wait for the held one ...
+        assert [row.id for row, _ in leased] == [update_card.id]
+        # ... so the action can go on to the rows it needs next, and commit.
+        action.execute(update(Outbox).where(col(Outbox.post_id) == post.id)
+                       .values(post_id=None))
+        action.commit()
+    with Session(pg) as check:
+        assert check.get(Outbox, post_card.id).status == "cancelled"  # type: ignore[union-attr]
+        assert check.get(Outbox, update_card.id).lease_owner == "w1"  # type: ignore[union-attr]
+
+
+def test_marking_a_card_sent_locks_its_post_before_its_outbox_row(pg: Engine) -> None:
+    post = _unsent_card(pg, with_update=False)
+    with Session(pg, expire_on_commit=False) as setup:
+        item = setup.exec(select_outbox(outbox.POST_CARD)).one()
+    with Session(pg, expire_on_commit=False) as worker:
+        [(leased, _)] = outbox.lease_due(session=worker, owner="w1", now=NOW, lease=LEASE,
+                                         limit=10)
+        worker.commit()
+
+    errors: list[BaseException] = []
+    marked: list[bool] = []
+    with Session(pg) as action:
+        # A reclassification mid-transaction: the old post is no longer current ...
+        action.execute(update(SlackPost).where(col(SlackPost.id) == post.id)
+                       .values(is_current=False))
+        started = threading.Event()
+
+        def mark_sent() -> None:
+            worker = _worker_session(pg)
+            try:
+                started.set()
+                marked.append(outbox.mark_sent(session=worker, item_id=leased.id or 0,
+                                               owner="w1", now=NOW, ts="1.0"))
+                worker.commit()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                worker.close()
+
+        thread = threading.Thread(target=mark_sent)
+        thread.start()
+        started.wait(5)
+        # Give the worker time to take whatever lock it takes first.
+        thread.join(0.5)
+        # ... and now it touches the post's outbox rows, as move_card does.
+        action.execute(text("SET LOCAL lock_timeout = '2s'"))
+        action.execute(update(Outbox).where(col(Outbox.post_id) == post.id)
+                       .values(last_error="moved"))
+        action.commit()
+        thread.join(10)
+    assert not errors, errors
+    assert marked == [True]
+    with Session(pg) as check:
+        row = check.get(Outbox, item.id)
+        assert row is not None and row.status == "sent" and row.last_error == "moved"
+        assert check.get(SlackPost, post.id).ts == "1.0"  # type: ignore[union-attr]
+
+
+def test_mention_and_dispatch_leases_pass_over_held_rows(pg: Engine) -> None:
+    with Session(pg, expire_on_commit=False) as setup:
+        first, second = _mention(setup, 1, stage="new"), _mention(setup, 2, stage="new")
+        held = escalations.enqueue(session=setup, kind="crm_case", mention_id=first,
+                                   payload={}, now=NOW)
+        free = escalations.enqueue(session=setup, kind="crm_case", mention_id=second,
+                                   payload={}, now=NOW)
+        setup.commit()
+    with Session(pg) as action:
+        # Another transaction holds the first mention and the first dispatch row.
+        action.execute(update(Mention).where(col(Mention.id) == first).values(lang="en"))
+        action.execute(update(Dispatch).where(col(Dispatch.id) == held.id)
+                       .values(last_error="busy"))
+        worker = _worker_session(pg)
+        try:
+            leased_mentions = mentions.lease_new(session=worker, owner="w1", limit=10, now=NOW,
+                                                 lease=LEASE)
+            leased_dispatch = escalations.lease_due(session=worker, owner="w1", now=NOW,
+                                                    lease=LEASE, limit=10)
+            worker.commit()
+        finally:
+            worker.close()
+        assert [row.id for row in leased_mentions] == [second]
+        assert [row.id for row in leased_dispatch] == [free.id]
+        action.commit()
