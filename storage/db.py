@@ -6,14 +6,19 @@ session: it opens ``session_scope`` and passes the session to services.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
@@ -75,6 +80,52 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+#: SQLSTATEs of a transaction PostgreSQL aborted to settle a conflict with another
+#: (deadlock_detected, serialization_failure): running it again is the remedy.
+CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+log = logging.getLogger(__name__)
+
+
+def lost_conflict(error: BaseException) -> str | None:
+    """The SQLSTATE if ``error`` is the database aborting a transaction to settle a conflict."""
+    if not isinstance(error, DBAPIError):
+        return None
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    return sqlstate if sqlstate in CONFLICT_SQLSTATES else None
+
+
+def retry_conflicts(attempts: int = 3) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Run a unit of work again when the database aborted it to settle a conflict.
+
+    For service methods that are one ``session_scope`` with no side effect
+    outside the database before it commits (Slack calls go through the outbox),
+    so running them again is safe. Anything else is raised at once.
+    """
+
+    def decorate(work: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(work)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            for attempt in range(1, attempts + 1):
+                try:
+                    return work(*args, **kwargs)
+                except DBAPIError as error:
+                    sqlstate = lost_conflict(error)
+                    if sqlstate is None or attempt == attempts:
+                        raise
+                    log.warning("%s lost a database conflict (SQLSTATE %s); running it again "
+                                "(%d of %d)", work.__qualname__, sqlstate, attempt + 1, attempts)
+                    time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 - jitter
+            raise AssertionError("unreachable")
+
+        return wrapper
+
+    return decorate
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -17,7 +17,7 @@ from bot.services.attention import Attention, agent_conversion_score, workflow_e
 from bot.services.workflow import Workflow
 from bot.views import CardView
 from storage import audit, engagements, mentions, observability, outbox
-from storage.db import Engine, Session, session_scope
+from storage.db import Engine, Session, retry_conflicts, session_scope
 from storage.tables import Mention
 
 log = logging.getLogger(__name__)
@@ -161,6 +161,7 @@ class Services:
 
     # -- claim ---------------------------------------------------------------
 
+    @retry_conflicts()
     def claim(self, *, mention_id: int, user: str) -> CardView:
         """Claim a mention for ``user``; exactly one of concurrent claimers wins.
 
@@ -184,6 +185,7 @@ class Services:
         self._notify("outbox")
         return view
 
+    @retry_conflicts()
     def unclaim(self, *, mention_id: int, user: str) -> CardView:
         """Release the claim ``user`` holds.
 

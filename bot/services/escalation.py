@@ -20,7 +20,7 @@ from bot.views import CardView, EscalationPostView, ReviewRequestView
 from storage import audit, engagements, outbox
 from storage import escalations as esc_store
 from storage import workflow as store
-from storage.db import Session, session_scope
+from storage.db import Session, retry_conflicts, session_scope
 from storage.workflow_tables import Escalation
 
 if TYPE_CHECKING:
@@ -75,6 +75,7 @@ class Escalations:
     def config(self) -> Any:
         return self.workflow.services.config.workflow.escalation
 
+    @retry_conflicts()
     def escalate(self, *, mention_id: int, user: str, severity: str, reason: str,
                  context: str | None = None, automatic: bool = False) -> CardView:
         """Escalate a mention (Social 911).
@@ -180,6 +181,7 @@ class Escalations:
                      mention_id=mention_id, now=now,
                      detail={"escalation_id": row.id, "reviewer": recipient})
 
+    @retry_conflicts()
     def record_review(self, *, escalation_id: int, user: str, outcome: str,
                       without_intervention: str, could_be_better: str | None,
                       appropriate: bool) -> None:

@@ -24,7 +24,7 @@ from storage import audit, engagements, mentions, outbox
 from storage import escalations as esc_store
 from storage import feedback as feedback_store
 from storage import workflow as store
-from storage.db import Session, session_scope
+from storage.db import Session, retry_conflicts, session_scope
 from storage.tables import Mention
 
 if TYPE_CHECKING:
@@ -166,6 +166,7 @@ class Workflow:
 
     # -- respond ---------------------------------------------------------------
 
+    @retry_conflicts()
     def respond(self, *, mention_id: int, user: str, text: str) -> ReplyOutcome:
         """Reply to the customer: sent through the source when it can, else copy-ready.
 
@@ -199,6 +200,7 @@ class Workflow:
         self.notify("outbox", "dispatch")
         return ReplyOutcome(status=status, card=card)
 
+    @retry_conflicts()
     def confirm_responded(self, *, mention_id: int, user: str) -> CardView:
         """The staff member posted the copy-ready reply themselves: record the response."""
         now = self.now()
@@ -244,6 +246,7 @@ class Workflow:
 
     # -- resolve / reopen ------------------------------------------------------
 
+    @retry_conflicts()
     def resolve(self, *, mention_id: int, user: str) -> CardView:
         """Resolve a mention (claiming it for ``user`` if unclaimed).
 
@@ -268,6 +271,7 @@ class Workflow:
         self.notify("outbox")
         return card
 
+    @retry_conflicts()
     def reopen(self, *, mention_id: int, user: str) -> CardView:
         """Reopen a resolved mention (admin action)."""
         self.require(user, Permission.ADMIN)
@@ -282,6 +286,7 @@ class Workflow:
 
     # -- reclassify --------------------------------------------------------------
 
+    @retry_conflicts()
     def reclassify(self, *, mention_id: int, user: str, category: Category) -> CardView:
         """Correct a mention's category: the card moves to that department's channel.
 
@@ -327,6 +332,7 @@ class Workflow:
 
     # -- notes and thread discussion -------------------------------------------
 
+    @retry_conflicts()
     def add_note(self, *, mention_id: int, user: str, text: str) -> CardView:
         """Add an internal note: stored, and posted into the card's thread."""
         text = text.strip()
@@ -352,6 +358,7 @@ class Workflow:
         self.notify("outbox")
         return card
 
+    @retry_conflicts()
     def record_thread_reply(self, *, channel: str, thread_ts: str, ts: str, user: str,
                             text: str) -> int | None:
         """Record a staff reply in a card's thread as internal discussion.
@@ -380,6 +387,7 @@ class Workflow:
 
     # -- flags -----------------------------------------------------------------
 
+    @retry_conflicts()
     def toggle_flag(self, *, mention_id: int, user: str, flag: str) -> CardView:
         """Star (weekly leadership digest) or mark as KB candidate; again to undo."""
         if flag not in (FLAG_STAR, FLAG_KB):
@@ -404,6 +412,7 @@ class Workflow:
 
     # -- conversions -------------------------------------------------------------
 
+    @retry_conflicts()
     def tag_conversion(self, *, mention_id: int, user: str, before: str,
                        after: str) -> CardView:
         """Tag the sentiment before and after the engagement (see ``conversions``)."""

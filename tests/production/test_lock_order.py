@@ -11,16 +11,19 @@ before outbox row), never wait in the opposite order.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from storage import escalations, mentions, outbox
-from storage.db import make_engine, migrate
+from storage.db import make_engine, migrate, retry_conflicts, session_scope
 from storage.tables import Mention, Outbox, SlackPost
 from storage.workflow_tables import Dispatch
 from tests.harness.postgres import create_database
@@ -173,3 +176,49 @@ def test_mention_and_dispatch_leases_pass_over_held_rows(pg: Engine) -> None:
         assert [row.id for row in leased_mentions] == [second]
         assert [row.id for row in leased_dispatch] == [free.id]
         action.commit()
+
+
+def test_a_unit_of_work_that_loses_a_deadlock_runs_again(pg: Engine) -> None:
+    """Two units of work lock two rows in opposite orders: PostgreSQL aborts one,
+    and ``retry_conflicts`` runs it again, so both land."""
+    with Session(pg, expire_on_commit=False) as setup:
+        a, b = _mention(setup, 1), _mention(setup, 2)
+        setup.commit()
+    both_hold_one = threading.Barrier(2, timeout=10)
+    calls: Counter[str] = Counter()
+
+    @retry_conflicts()
+    def touch(name: str, first: int, second: int) -> None:
+        calls[name] += 1
+        with session_scope(pg) as session:
+            session.execute(update(Mention).where(col(Mention.id) == first)
+                            .values(author=Mention.author + name))
+            if calls[name] == 1:
+                both_hold_one.wait()  # the first attempts deadlock for sure
+            session.execute(update(Mention).where(col(Mention.id) == second)
+                            .values(author=Mention.author + name))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(touch, "x", a, b), pool.submit(touch, "y", b, a)]
+        for future in futures:
+            future.result(timeout=30)
+    assert sorted(calls.values()) == [1, 2]  # one of them ran twice
+    with Session(pg) as check:
+        for mention_id in (a, b):
+            author = check.get(Mention, mention_id).author  # type: ignore[union-attr]
+            assert sorted(author.removeprefix("@sam")) == ["x", "y"]
+
+
+def test_other_database_errors_are_not_run_again(pg: Engine) -> None:
+    calls = 0
+
+    @retry_conflicts()
+    def divide_by_zero() -> None:
+        nonlocal calls
+        calls += 1
+        with session_scope(pg) as session:
+            session.execute(text("SELECT 1/0"))
+
+    with pytest.raises(DBAPIError):
+        divide_by_zero()
+    assert calls == 1
