@@ -344,14 +344,17 @@ class Workflow:
         with session_scope(self.services.engine) as session:
             self.mention(session, mention_id)
             post = outbox.current_post(session=session, mention_id=mention_id)
-            if post is None or post.ts is None:
-                raise InvalidInput("The card is not posted yet; try again in a moment.")
+            if post is None:
+                raise InvalidInput("This mention has no card to note on.")
             store.add_note(session=session, mention_id=mention_id, author=user, text=text,
                            kind="note", now=now)
+            # Threaded under the card, its ts looked up at delivery: a card whose post
+            # is still on its way (clicked a moment after it appeared) gets the note
+            # as soon as its ts is recorded.
             outbox.enqueue_message(
                 session=session, channel=post.channel, now=now, mention_id=mention_id,
                 priority=9,
-                payload={"channel": post.channel, "thread_ts": post.ts,
+                payload={"channel": post.channel, outbox.THREAD_ON_CARD: True,
                          "text": f":memo: *Internal note* from <@{user}>:\n{text}",
                          "unfurl_links": False, "unfurl_media": False})
             card = self.changed(session, mention_id, actor=user, action="note_added", now=now)

@@ -10,7 +10,7 @@ import pytest
 from bot.services.conversions import conversion_score, conversion_stats
 from handlers.ids import CardAction, ModalCallback, MoreAction
 from tests.harness.bot_server import BotServer, eventually
-from tests.harness.fake_slack import FakeSlack
+from tests.harness.fake_slack import Call, FakeSlack
 from tests.harness.signing import command_body, event_body
 from tests.workflow.conftest import Clock
 from tests.workflow.helpers import choose, click, post_card, selected, submit, text, wait_card
@@ -71,6 +71,30 @@ def test_notes_and_thread_replies_are_internal(wbot: BotServer, fake_slack: Fake
     with Session(wbot.runtime.engine) as session:
         assert session.exec(select(Dispatch)).all() == []
         assert session.exec(select(Reply)).all() == []
+
+
+def test_a_note_on_a_card_still_being_posted_lands_in_its_thread(
+        wbot: BotServer, fake_slack: FakeSlack, clock: Clock) -> None:
+    # The card appears in Slack a moment before carebot records its ts: a note
+    # submitted in that moment waits for the ts instead of being refused.
+    fake_slack.stall("chat.postMessage", 1.5)
+    mention_id = wbot.ingest({**CASE, "id": "3002"}).json()["ids"][0]
+    eventually(lambda: not fake_slack.faults)  # the card's post is on its way
+    response = submit(wbot, ModalCallback.NOTE, {"note": text("Seen this before, ENG-12")},
+                      user="U0ALICE", mention_id=mention_id, channel="C0SUPPORT")
+    assert response.status_code == 200
+    [card] = fake_slack.wait_for("chat.postMessage", where=lambda c: not c.params.get("thread_ts"))
+
+    def note_posted() -> list[Call]:
+        clock.advance(seconds=2)  # the note's retries are due on the bot's clock
+        return [c for c in fake_slack.ok_calls("chat.postMessage")
+                if c.params.get("thread_ts") and "ENG-12" in c.params["text"]]
+
+    [note] = eventually(note_posted)
+    assert (note.params["channel"], note.params["thread_ts"]) == ("C0SUPPORT",
+                                                                  fake_slack.ts_of(card))
+    assert note.params["text"].startswith(":memo: *Internal note* from <@U0ALICE>")
+    assert not fake_slack.ok_calls("chat.postEphemeral")  # nothing was refused
 
 
 def test_star_and_kb_candidate_toggle_from_the_overflow(
