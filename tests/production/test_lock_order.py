@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -23,23 +22,15 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from storage import escalations, mentions, outbox
-from storage.db import make_engine, migrate, retry_conflicts, session_scope
+from storage.db import retry_conflicts, session_scope
 from storage.tables import Mention, Outbox, SlackPost
 from storage.workflow_tables import Dispatch
-from tests.harness.postgres import create_database
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres,
+              pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
-
-
-@pytest.fixture
-def pg(postgres_admin_url: str) -> Iterator[Engine]:
-    engine = make_engine(create_database(postgres_admin_url))
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 def _mention(session: Session, n: int, *, stage: str = "routed") -> int:
@@ -75,18 +66,18 @@ def _unsent_card(engine: Engine, *, with_update: bool) -> SlackPost:
         return post
 
 
-def test_outbox_lease_passes_over_a_row_a_slack_action_holds(pg: Engine) -> None:
-    post = _unsent_card(pg, with_update=True)
-    with Session(pg, expire_on_commit=False) as setup:
+def test_outbox_lease_passes_over_a_row_a_slack_action_holds(engine: Engine) -> None:
+    post = _unsent_card(engine, with_update=True)
+    with Session(engine, expire_on_commit=False) as setup:
         post_card = setup.exec(select_outbox(outbox.POST_CARD)).one()
         update_card = setup.exec(select_outbox(outbox.UPDATE_CARD)).one()
         assert post_card.post_id == update_card.post_id == post.id
 
-    with Session(pg) as action:
+    with Session(engine) as action:
         # A reclassification mid-transaction: it has cancelled the unsent card.
         action.execute(update(Outbox).where(col(Outbox.id) == post_card.id)
                        .values(status="cancelled"))
-        worker = _worker_session(pg)
+        worker = _worker_session(engine)
         try:
             leased = outbox.lease_due(session=worker, owner="w1", now=NOW, lease=LEASE, limit=10)
             worker.commit()
@@ -98,30 +89,30 @@ def test_outbox_lease_passes_over_a_row_a_slack_action_holds(pg: Engine) -> None
         action.execute(update(Outbox).where(col(Outbox.post_id) == post.id)
                        .values(post_id=None))
         action.commit()
-    with Session(pg) as check:
+    with Session(engine) as check:
         assert check.get(Outbox, post_card.id).status == "cancelled"  # type: ignore[union-attr]
         assert check.get(Outbox, update_card.id).lease_owner == "w1"  # type: ignore[union-attr]
 
 
-def test_marking_a_card_sent_locks_its_post_before_its_outbox_row(pg: Engine) -> None:
-    post = _unsent_card(pg, with_update=False)
-    with Session(pg, expire_on_commit=False) as setup:
+def test_marking_a_card_sent_locks_its_post_before_its_outbox_row(engine: Engine) -> None:
+    post = _unsent_card(engine, with_update=False)
+    with Session(engine, expire_on_commit=False) as setup:
         item = setup.exec(select_outbox(outbox.POST_CARD)).one()
-    with Session(pg, expire_on_commit=False) as worker:
+    with Session(engine, expire_on_commit=False) as worker:
         [(leased, _)] = outbox.lease_due(session=worker, owner="w1", now=NOW, lease=LEASE,
                                          limit=10)
         worker.commit()
 
     errors: list[BaseException] = []
     marked: list[bool] = []
-    with Session(pg) as action:
+    with Session(engine) as action:
         # A reclassification mid-transaction: the old post is no longer current ...
         action.execute(update(SlackPost).where(col(SlackPost.id) == post.id)
                        .values(is_current=False))
         started = threading.Event()
 
         def mark_sent() -> None:
-            worker = _worker_session(pg)
+            worker = _worker_session(engine)
             try:
                 started.set()
                 marked.append(outbox.mark_sent(session=worker, item_id=leased.id or 0,
@@ -145,26 +136,26 @@ def test_marking_a_card_sent_locks_its_post_before_its_outbox_row(pg: Engine) ->
         thread.join(10)
     assert not errors, errors
     assert marked == [True]
-    with Session(pg) as check:
+    with Session(engine) as check:
         row = check.get(Outbox, item.id)
         assert row is not None and row.status == "sent" and row.last_error == "moved"
         assert check.get(SlackPost, post.id).ts == "1.0"  # type: ignore[union-attr]
 
 
-def test_mention_and_dispatch_leases_pass_over_held_rows(pg: Engine) -> None:
-    with Session(pg, expire_on_commit=False) as setup:
+def test_mention_and_dispatch_leases_pass_over_held_rows(engine: Engine) -> None:
+    with Session(engine, expire_on_commit=False) as setup:
         first, second = _mention(setup, 1, stage="new"), _mention(setup, 2, stage="new")
         held = escalations.enqueue(session=setup, kind="crm_case", mention_id=first,
                                    payload={}, now=NOW)
         free = escalations.enqueue(session=setup, kind="crm_case", mention_id=second,
                                    payload={}, now=NOW)
         setup.commit()
-    with Session(pg) as action:
+    with Session(engine) as action:
         # Another transaction holds the first mention and the first dispatch row.
         action.execute(update(Mention).where(col(Mention.id) == first).values(lang="en"))
         action.execute(update(Dispatch).where(col(Dispatch.id) == held.id)
                        .values(last_error="busy"))
-        worker = _worker_session(pg)
+        worker = _worker_session(engine)
         try:
             leased_mentions = mentions.lease_new(session=worker, owner="w1", limit=10, now=NOW,
                                                  lease=LEASE)
@@ -178,10 +169,10 @@ def test_mention_and_dispatch_leases_pass_over_held_rows(pg: Engine) -> None:
         action.commit()
 
 
-def test_a_unit_of_work_that_loses_a_deadlock_runs_again(pg: Engine) -> None:
+def test_a_unit_of_work_that_loses_a_deadlock_runs_again(engine: Engine) -> None:
     """Two units of work lock two rows in opposite orders: PostgreSQL aborts one,
     and ``retry_conflicts`` runs it again, so both land."""
-    with Session(pg, expire_on_commit=False) as setup:
+    with Session(engine, expire_on_commit=False) as setup:
         a, b = _mention(setup, 1), _mention(setup, 2)
         setup.commit()
     both_hold_one = threading.Barrier(2, timeout=10)
@@ -190,7 +181,7 @@ def test_a_unit_of_work_that_loses_a_deadlock_runs_again(pg: Engine) -> None:
     @retry_conflicts()
     def touch(name: str, first: int, second: int) -> None:
         calls[name] += 1
-        with session_scope(pg) as session:
+        with session_scope(engine) as session:
             session.execute(update(Mention).where(col(Mention.id) == first)
                             .values(author=Mention.author + name))
             if calls[name] == 1:
@@ -203,20 +194,20 @@ def test_a_unit_of_work_that_loses_a_deadlock_runs_again(pg: Engine) -> None:
         for future in futures:
             future.result(timeout=30)
     assert sorted(calls.values()) == [1, 2]  # one of them ran twice
-    with Session(pg) as check:
+    with Session(engine) as check:
         for mention_id in (a, b):
             author = check.get(Mention, mention_id).author  # type: ignore[union-attr]
             assert sorted(author.removeprefix("@sam")) == ["x", "y"]
 
 
-def test_other_database_errors_are_not_run_again(pg: Engine) -> None:
+def test_other_database_errors_are_not_run_again(engine: Engine) -> None:
     calls = 0
 
     @retry_conflicts()
     def divide_by_zero() -> None:
         nonlocal calls
         calls += 1
-        with session_scope(pg) as session:
+        with session_scope(engine) as session:
             session.execute(text("SELECT 1/0"))
 
     with pytest.raises(DBAPIError):
