@@ -35,6 +35,7 @@ postgres:
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bot handlers scheduler storage tests bench
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) bench/classify_throughput.py

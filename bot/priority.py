@@ -24,10 +24,11 @@ the text is for 20: an angry stranger does not outrank a calm key customer.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from bot.config import AttentionConfig
+from bot.domain import Category
 
 SENTIMENT_FACTOR = {"negative": 1.0, "neutral": 0.3, "positive": 0.0}
 
@@ -88,7 +89,7 @@ def score(item: PriorityInput, config: AttentionConfig) -> Priority:
     return Priority(max(0, min(100, round(value))), {k: round(v, 3) for k, v in factors.items()})
 
 
-def _category_factor(category: str | None, table: dict[object, float]) -> float:
+def _category_factor(category: str | None, table: Mapping[Category, float]) -> float:
     for key, value in table.items():
         if str(key) == category:
             return value

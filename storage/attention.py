@@ -129,7 +129,7 @@ def sync_answers_from_audit(*, session: Session) -> int:
         .join(MentionAttention, col(MentionAttention.mention_id) == col(AuditLog.mention_id))
         .where(col(MentionAttention.answered_at).is_(None),
                col(AuditLog.action).in_(ANSWER_ACTIONS))
-        .group_by(AuditLog.mention_id)
+        .group_by(col(AuditLog.mention_id))
     ).all()
     return sum(mark_answered(session=session, mention_id=int(mid), at=at) for mid, at in rows)
 

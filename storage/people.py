@@ -121,21 +121,21 @@ def touch_author(*, session: Session, source: str, handle: str, now: datetime,
         values["reach"] = reach
     if reputation is not None:
         values["reputation"] = reputation
-    session.execute(update(Author).where(Author.source == source, Author.handle == handle)
+    session.execute(update(Author).where(col(Author.source) == source, col(Author.handle) == handle)
                     .values(**values))
 
 
 def mark_crm_checked(*, session: Session, source: str, handle: str, now: datetime) -> None:
-    session.execute(update(Author).where(Author.source == source,
-                                         Author.handle == normalize_handle(handle))
+    session.execute(update(Author).where(col(Author.source) == source,
+                                         col(Author.handle) == normalize_handle(handle))
                     .values(crm_checked_at=now))
 
 
 def profile(*, session: Session, source: str, handle: str) -> Profile:
     """Reach, reputation, customer tier and watch lists of one author."""
     handle = normalize_handle(handle)
-    author = session.exec(select(Author).where(Author.source == source,
-                                               Author.handle == handle)).first()
+    author = session.exec(select(Author).where(col(Author.source) == source,
+                                               col(Author.handle) == handle)).first()
     customer = customer_for(session=session, source=source, handle=handle)
     return Profile(
         source=source, handle=handle,
@@ -157,7 +157,7 @@ def customer_for(*, session: Session, source: str, handle: str) -> Customer | No
     rows = session.exec(
         select(Customer, CustomerHandle.source)
         .join(CustomerHandle, col(CustomerHandle.customer_id) == col(Customer.id))
-        .where(CustomerHandle.handle == handle,
+        .where(col(CustomerHandle.handle) == handle,
                col(CustomerHandle.source).in_([source, ANY_SOURCE]))
     ).all()
     rows = sorted(rows, key=lambda row: row[1] == ANY_SOURCE)
@@ -174,7 +174,7 @@ def upsert_customers(*, session: Session, records: Iterable[CustomerRow], now: d
     created = updated = 0
     for record in records:
         customer = session.exec(
-            select(Customer).where(Customer.external_id == record.external_id)).first()
+            select(Customer).where(col(Customer.external_id) == record.external_id)).first()
         if customer is None:
             customer = Customer(external_id=record.external_id, name=record.name,
                                 tier=record.tier, origin=origin, updated_at=now)
@@ -194,8 +194,8 @@ def upsert_customers(*, session: Session, records: Iterable[CustomerRow], now: d
 
 def link_handle(*, session: Session, customer_id: int, source: str, handle: str) -> None:
     handle = normalize_handle(handle)
-    session.execute(delete(CustomerHandle).where(CustomerHandle.source == source,
-                                                 CustomerHandle.handle == handle))
+    session.execute(delete(CustomerHandle).where(col(CustomerHandle.source) == source,
+                                                 col(CustomerHandle.handle) == handle))
     session.add(CustomerHandle(customer_id=customer_id, source=source, handle=handle))
     session.flush()
 
@@ -210,7 +210,7 @@ def count_customers(*, session: Session) -> int:
 def watch_lists_of(*, session: Session, source: str, handle: str) -> list[str]:
     handle = normalize_handle(handle)
     names = session.exec(
-        select(WatchEntry.list_name).where(WatchEntry.handle == handle,
+        select(WatchEntry.list_name).where(col(WatchEntry.handle) == handle,
                                            col(WatchEntry.source).in_([source, ANY_SOURCE]))
     ).all()
     return sorted(set(names))
@@ -233,13 +233,14 @@ def add_watch(*, session: Session, list_name: str, handle: str, source: str, add
 def remove_watch(*, session: Session, list_name: str, handle: str, source: str) -> bool:
     """Take a handle off a list. False when it was not there."""
     result = session.execute(
-        delete(WatchEntry).where(WatchEntry.list_name == list_name, WatchEntry.source == source,
-                                 WatchEntry.handle == normalize_handle(handle)))
+        delete(WatchEntry).where(col(WatchEntry.list_name) == list_name,
+                                 col(WatchEntry.source) == source,
+                                 col(WatchEntry.handle) == normalize_handle(handle)))
     return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
 
 
 def watch_entries(*, session: Session, list_name: str | None = None) -> list[WatchEntry]:
     query = select(WatchEntry).order_by(col(WatchEntry.list_name), col(WatchEntry.handle))
     if list_name is not None:
-        query = query.where(WatchEntry.list_name == list_name)
+        query = query.where(col(WatchEntry.list_name) == list_name)
     return list(session.exec(query))

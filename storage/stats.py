@@ -63,7 +63,7 @@ def _has_table(session: Session, name: str) -> bool:
 def _in_range(start: datetime, end: datetime, department: str | None) -> list[Any]:
     where = [col(Mention.ingested_at) >= start, col(Mention.ingested_at) < end]
     if department is not None:
-        where.append(Mention.department == department)
+        where.append(col(Mention.department) == department)
     return where
 
 
@@ -96,7 +96,7 @@ def engagement_rows(*, session: Session, start: datetime, end: datetime
     wanted = ("claimed_by", "claimed_at", "responded_by", "first_response_at", "resolved_at",
               "escalated_at", "first_claimed_at")
     present = [table.c[name] for name in wanted if name in table.c]
-    in_range = sa.select(Mention.id).where(*_in_range(start, end, None))
+    in_range = sa.select(col(Mention.id)).where(*_in_range(start, end, None))
     rows = session.execute(sa.select(table.c.mention_id, *present)
                            .where(table.c.mention_id.in_(in_range))).mappings().all()
     conversions: dict[int, Any] = {}
@@ -141,7 +141,7 @@ def _with_agent(row: EngagementRow, agent: str) -> EngagementRow:
 def classification_rows(*, session: Session, start: datetime, end: datetime
                         ) -> list[ClassificationRow]:
     """The classification history of the mentions that arrived in the range."""
-    in_range = sa.select(Mention.id).where(*_in_range(start, end, None))
+    in_range = sa.select(col(Mention.id)).where(*_in_range(start, end, None))
     query = select(Classification).where(col(Classification.mention_id).in_(in_range)) \
         .order_by(col(Classification.created_at), col(Classification.id))
     return [ClassificationRow(c.mention_id, c.category, c.method, c.created_at, c.actor,

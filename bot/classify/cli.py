@@ -274,7 +274,8 @@ def eval_cmd(infile: Path, as_json: bool, model: str | None, config_path: Path |
         for name, idx in groups():
             idx = [i for i in idx if rows[i].get("sentiment")]
             gold = [rows[i]["sentiment"] for i in idx]
-            pred = [preds[i].sentiment.value if preds[i].sentiment else "" for i in idx]
+            sentiments = [preds[i].sentiment for i in idx]
+            pred = [s.value if s is not None else "" for s in sentiments]
             rep = classification_report(gold, pred, SENTIMENTS)
             rep["polarity_accuracy"] = polarity_accuracy(gold, pred)
             rep["polarity_accuracy_binary"] = polarity_accuracy(

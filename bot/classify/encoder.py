@@ -357,7 +357,7 @@ class Encoder:
             )
             tokens.pop("token_type_ids", None)
             hidden = self.model(**tokens).last_hidden_state
-            return mean_pool(hidden, tokens["attention_mask"]).float().numpy()
+            return np.asarray(mean_pool(hidden, tokens["attention_mask"]).float().numpy())
 
 
 def _has_onnxruntime() -> bool:

@@ -125,7 +125,8 @@ def _lora_module() -> Any:
             torch.nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.base(x) + (x @ self.lora_a.T @ self.lora_b.T) * self.scaling
+            out: torch.Tensor = self.base(x) + (x @ self.lora_a.T @ self.lora_b.T) * self.scaling
+            return out
 
     return LoRALinear
 
@@ -219,7 +220,8 @@ def finetune(
             max_length=max_tokens, return_tensors="pt",
         )  # fmt: skip
         tok.pop("token_type_ids", None)
-        return mean_pool(net(**tok).last_hidden_state, tok["attention_mask"])
+        pooled: torch.Tensor = mean_pool(net(**tok).last_hidden_state, tok["attention_mask"])
+        return pooled
 
     def embed(texts: Sequence[str]) -> np.ndarray:
         net.eval()
@@ -399,7 +401,9 @@ def dev_evaluator(
     return evaluate
 
 
-def _save(out: Path, wrapped: dict[str, Any], settings: FinetuneSettings, history: list) -> None:
+def _save(
+    out: Path, wrapped: dict[str, Any], settings: FinetuneSettings, history: list[Any]
+) -> None:
     import torch
     from safetensors.torch import save_file
 

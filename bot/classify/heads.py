@@ -235,7 +235,7 @@ class Heads:
             arrays[f"{head.name}_rows"] = rows.astype(np.int32)
             arrays[f"{head.name}_weight"] = head.lexical_weight[rows].astype(np.float16)
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
+        np.savez_compressed(buffer, allow_pickle=False, **arrays)
         return buffer.getvalue()
 
     @classmethod

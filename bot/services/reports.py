@@ -155,10 +155,10 @@ class Reports:
             if department in (None, name):
                 scopes.append((dept.label or name, name))
         digests = []
-        for label, name in scopes:
-            mine = [r for r in rows if name is None or r.department == name]
+        for label, scope in scopes:
+            mine = [r for r in rows if scope is None or r.department == scope]
             digests.append(build_daily(
-                scope=label, department=name, day=day,
+                scope=label, department=scope, day=day,
                 mentions=[r for r in mine if start <= r.ingested_at < end],
                 previous=[r for r in mine if prev_start <= r.ingested_at < start],
                 baseline=[r for r in mine if r.ingested_at < start],

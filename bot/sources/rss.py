@@ -14,7 +14,7 @@ import io
 from datetime import UTC, datetime
 from typing import Any
 
-import feedparser  # type: ignore[import-untyped]
+import feedparser
 
 from bot.domain import MentionIn
 from bot.sources.base import (

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel  # noqa: F401 - autogenerate emits sqlmodel.sql.sqltypes.AutoString
+import sqlmodel.sql.sqltypes  # autogenerate emits sqlmodel.sql.sqltypes.AutoString
 from alembic import op
 
 import storage.tables  # noqa: F401

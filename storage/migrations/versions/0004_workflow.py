@@ -9,9 +9,10 @@ Create Date: 2026-11-23
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
-import sqlmodel  # noqa: F401
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import storage.tables
@@ -24,7 +25,7 @@ depends_on: str | Sequence[str] | None = None
 S = sqlmodel.sql.sqltypes.AutoString
 
 
-def _dt(name: str, nullable: bool) -> sa.Column:
+def _dt(name: str, nullable: bool) -> sa.Column[datetime]:
     return sa.Column(name, storage.tables.UTCDateTime(timezone=True), nullable=nullable)
 
 
