@@ -56,6 +56,16 @@ class MentionPayload(BaseModel):
             raise ValueError("must not contain NUL (\\u0000) characters")
         return value
 
+    @field_validator("author")
+    @classmethod
+    def _bare_handle(cls, value: str) -> str:
+        # Cards, digests and the App Home write "@handle"; a source that sends "@jana"
+        # would show "@@jana". Watch lists already match handles without the "@".
+        handle = value.lstrip("@").strip()
+        if not handle:
+            raise ValueError("must be a handle or name, not only '@'")
+        return handle
+
     @field_validator("external_id", mode="before")
     @classmethod
     def _id_as_text(cls, value: Any) -> Any:

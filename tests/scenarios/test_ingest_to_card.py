@@ -70,6 +70,21 @@ def test_bad_bodies_get_field_level_422(bot: BotServer) -> None:
     assert bot.ingest(LAPTOP).json()["accepted"] == 1
 
 
+def test_a_handle_sent_with_its_at_sign_is_shown_with_one(
+    bot: BotServer, fake_slack: FakeSlack
+) -> None:
+    response = bot.ingest({**LAPTOP, "id": "1002", "author": "@jana@mastodon.social"})
+    assert response.status_code == 202, response.text
+    [call] = fake_slack.wait_for("chat.postMessage")
+    text = " ".join(b.get("text", {}).get("text", "") for b in call.params["blocks"]
+                    if b["type"] == "section")
+    assert "*@jana@mastodon.social*" in text and "@@" not in text
+
+    only_at = bot.ingest({**LAPTOP, "id": "1003", "author": " @ "})
+    assert only_at.status_code == 422
+    assert only_at.json()["detail"][0]["loc"] == "author"
+
+
 def test_uncertain_mention_goes_to_triage(bot: BotServer, fake_slack: FakeSlack) -> None:
     bot.ingest({"source": "twitter", "id": "77", "author": "tom_w",
                 "text": "not sure what to think of the new Nimbus logo"})
