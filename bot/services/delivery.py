@@ -28,13 +28,16 @@ PARK_ALERT = "carebot_outbox_parked"
 
 
 def _thread_on_card(session: Any, mention_id: int | None, payload: dict[str, Any]) -> None:
-    """Resolve :data:`storage.outbox.THREAD_ON_CARD` in ``payload``: ``thread_ts`` from
-    the card's post, or the key left in place while the card has no ts (the task waits)."""
+    """Resolve :data:`storage.outbox.THREAD_ON_CARD` in ``payload``: the channel and
+    ``thread_ts`` of the card's current post, or the key left in place while that post
+    has no ts (the task waits). A card that moved since the message was queued
+    (reclassified) takes the message along to its new thread."""
     post = outbox.current_post(session=session, mention_id=mention_id or -1)
     if post is not None and post.ts is None:
         return
     payload.pop(outbox.THREAD_ON_CARD, None)
-    if post is not None and post.channel == payload.get("channel"):
+    if post is not None:
+        payload["channel"] = post.channel
         payload["thread_ts"] = post.ts
 
 

@@ -97,6 +97,35 @@ def test_a_note_on_a_card_still_being_posted_lands_in_its_thread(
     assert not fake_slack.ok_calls("chat.postEphemeral")  # nothing was refused
 
 
+def test_a_note_follows_its_card_when_the_card_moves_before_the_note_is_sent(
+        wbot: BotServer, fake_slack: FakeSlack, clock: Clock) -> None:
+    mention_id, channel, ts = post_card(wbot, fake_slack, CASE)
+    assert channel == "C0SUPPORT"
+    fake_slack.fail("chat.postMessage", 500, seconds=60, channel="C0SUPPORT")  # until cleared
+    submit(wbot, ModalCallback.NOTE, {"note": text("Refund promised, ENG-7")}, user="U0ALICE",
+           mention_id=mention_id, channel=channel)
+
+    def note_calls(ok: bool) -> list[Call]:
+        calls = fake_slack.ok_calls if ok else fake_slack.all_calls
+        return [c for c in calls("chat.postMessage") if "ENG-7" in str(c.params.get("text"))]
+
+    eventually(lambda: note_calls(ok=False))  # its first attempt failed
+    assert not note_calls(ok=True)
+    submit(wbot, ModalCallback.RECLASSIFY, {"category": selected("lead")}, user="U0BOB",
+           mention_id=mention_id, channel=channel)
+    [moved] = fake_slack.wait_for("chat.postMessage",
+                                  where=lambda c: c.params["channel"] == "C0SALES")
+    fake_slack.clear_faults()
+
+    def note_sent() -> list[Call]:
+        clock.advance(seconds=5)  # the note's retry is due on the bot's clock
+        return note_calls(ok=True)
+
+    [note] = eventually(note_sent)
+    assert (note.params["channel"], note.params["thread_ts"]) == ("C0SALES",
+                                                                  fake_slack.ts_of(moved))
+
+
 def test_star_and_kb_candidate_toggle_from_the_overflow(
         wbot: BotServer, fake_slack: FakeSlack) -> None:
     workflow = wbot.runtime.services.workflow
