@@ -3,6 +3,8 @@
 Sources (see docs/DATA_CARD.md):
 * hand-written seed examples, ``bot/data/category_seed_<lang>.tsv`` — all eight
   categories in all ten languages; ``{b}`` is replaced by a brand handle;
+* written examples in the style of real customer tweets for the rare categories
+  (lead, rfe, query, fraud), ``bot/data/category_styled_en.tsv``, one row each;
 * weak labels from ``../shared/data/airline_train.csv`` (sentiment + negativereason
   + wording heuristics) and ``customer_tweets_unlabeled.csv`` (wording heuristics);
 * noise: general tweets from the UMSAB *train* split and Mozetič rows of
@@ -82,6 +84,18 @@ def seeds(rng: random.Random) -> list[dict[str, str]]:
             for brand in rng.sample(BRANDS, SEED_VARIANTS):
                 filled = text.replace("{b}", brand).strip()
                 rows.append(_row(filled, category, lang, "seed", f"seed-{lang}-{n}"))
+    return rows
+
+
+def styled() -> list[dict[str, str]]:
+    """Written tweets with their own brand handles: no random draw, so adding some
+    leaves every other row of the set as it was."""
+    path = DATA / "category_styled_en.tsv"
+    rows = []
+    for n, line in enumerate(path.read_text("utf-8").splitlines()):
+        if line.strip() and not line.startswith("#"):
+            category, text = line.split("\t", 1)
+            rows.append(_row(text.strip(), category, "en", "seed", f"styled-en-{n}"))
     return rows
 
 
@@ -189,6 +203,7 @@ def main() -> None:
     rng = random.Random(7)
     rows = seeds(rng) + airline(args.shared_data, rng) + twcs(args.shared_data, rng)
     rows += noise(args.shared_data, rng, args.noise_per_lang)
+    rows += styled()
     labelled = gold()
     # One row per text: a gold label wins over a weak one, and a text seen twice (the
     # airline file repeats some tweets) must not land in both the dev and training split.
