@@ -122,12 +122,18 @@ class SlackDeliverer:
         if task.kind not in ("post_card", "message") or task.created_at is None:
             return None
         channel = str(task.payload.get("channel", task.channel))
+        thread_ts = task.payload.get("thread_ts")
         oldest = f"{task.created_at.timestamp() - 1:.6f}"
         cursor: str | None = None
         for _ in range(10):  # at most 10 pages of 200: far more than one task's window
-            resp = self.client.conversations_history(
-                channel=channel, oldest=oldest, limit=200, include_all_metadata=True,
-                cursor=cursor)
+            if thread_ts:  # a reply is not in the channel's history, only in its thread
+                resp = self.client.conversations_replies(
+                    channel=channel, ts=str(thread_ts), oldest=oldest, limit=200,
+                    include_all_metadata=True, cursor=cursor)
+            else:
+                resp = self.client.conversations_history(
+                    channel=channel, oldest=oldest, limit=200, include_all_metadata=True,
+                    cursor=cursor)
             messages: list[dict[str, Any]] = resp.get("messages") or []
             for message in messages:
                 payload = (message.get("metadata") or {}).get("event_payload") or {}

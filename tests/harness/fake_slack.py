@@ -191,14 +191,18 @@ class FakeSlack:
             with self.lock:
                 self.history.setdefault(str(params.get("channel")), []).append(message)
             return {"ok": True, "channel": params.get("channel"), "ts": ts, "message": message}
-        if method == "conversations.history":
+        if method in ("conversations.history", "conversations.replies"):
+            # As Slack does: history holds a channel's top-level messages only, replies
+            # one thread (its parent first, then the replies).
             oldest = float(params.get("oldest") or 0)
+            thread = params.get("ts") if method == "conversations.replies" else None
             with self.lock:
                 found = [m for m in self.history.get(str(params.get("channel")), [])
-                         if float(m["ts"]) >= oldest]
+                         if float(m["ts"]) >= oldest
+                         and (m["ts"] == thread or m.get("thread_ts") == thread)]
             with_meta = str(params.get("include_all_metadata")).lower() in ("1", "true")
             messages = [m if with_meta else {k: v for k, v in m.items() if k != "metadata"}
-                        for m in reversed(found)]
+                        for m in (found if thread else reversed(found))]
             return {"ok": True, "messages": messages, "has_more": False,
                     "response_metadata": {"next_cursor": ""}}
         if method == "chat.update":

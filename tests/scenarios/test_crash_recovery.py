@@ -79,6 +79,39 @@ def test_interrupted_post_is_not_posted_twice(runtime, fake_slack, message: bool
             assert post.ts == first_ts
 
 
+def test_interrupted_note_in_a_card_thread_is_not_posted_twice(runtime, fake_slack) -> None:
+    """A reply in a card's thread is only in conversations.replies, not in the channel's
+    history: the survivor looks there."""
+    from bot.domain import MentionIn
+
+    services = runtime.services
+    services.ingest([MentionIn(source="twitter", external_id="c3", author="dana",
+                               text="my laptop won't boot since the update, help")])
+    services.route_pending(owner="w")
+    assert runtime.deliverer.run_once() == 1  # the card, posted and recorded
+    [card] = fake_slack.ok_calls("chat.postMessage")
+    with Session(runtime.engine) as session:
+        [post] = session.exec(select(SlackPost)).all()
+        outbox.enqueue_message(session=session, channel=post.channel, now=runtime.clock(),
+                               mention_id=post.mention_id,
+                               payload={"channel": post.channel, outbox.THREAD_ON_CARD: True,
+                                        "text": "Internal note: known bug"})
+        session.commit()
+    doomed = SlackDeliverer(Delivery(services, owner="doomed"), runtime.deliverer.client)
+    [task] = doomed.delivery.lease_due(limit=10)
+    assert doomed._call(task) is not None  # reaches Slack, then the worker dies
+
+    survivor = SlackDeliverer(Delivery(services, owner="survivor"), runtime.deliverer.client)
+    runtime.clock.now += timedelta(seconds=61)
+    assert survivor.run_once() == 1
+    notes = [c for c in fake_slack.ok_calls("chat.postMessage")
+             if c.params.get("thread_ts") == fake_slack.ts_of(card)]
+    assert len(notes) == 1
+    assert fake_slack.ok_calls("conversations.replies")
+    with Session(runtime.engine) as session:
+        assert session.get(Outbox, task.id).status == "sent"
+
+
 def test_interrupted_before_slack_is_posted_once(runtime, fake_slack) -> None:
     """The other half: the worker died before its call reached Slack."""
     from bot.domain import MentionIn
