@@ -7,13 +7,14 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bot.classify import Classifier
 from bot.config import CareConfig
 from bot.domain import Category, MentionIn, Prediction
 from bot.errors import AlreadyClaimed, NotAllowed, NotFound
 from bot.metrics import Metrics
-from bot.services.attention import Attention, agent_conversion_score, workflow_escalate
+from bot.services.attention import Attention, ConversionScore, Escalate
 from bot.services.workflow import Workflow
 from bot.views import CardView
 from storage import audit, engagements, mentions, observability, outbox
@@ -268,5 +269,44 @@ class Services:
         )
 
 
-__all__ = ["Category", "Clock", "IngestResult", "RouteResult", "Services", "utc_clock"]
 
+# -- wiring to the engagement workflow ------------------------------------------
+
+
+def workflow_escalate(services: Any) -> Escalate:
+    """The Social 911 path of the workflow (``services.workflow.escalations``).
+
+    Resolved at call time, so the attention service can be built before the
+    workflow; when no workflow is installed the escalation is posted to the
+    alert channel instead (``Attention._fallback_escalation``).
+    """
+
+    def escalate(mention_id: int, reason: str, actor: str = "carebot") -> object:
+        escalations = getattr(getattr(services, "workflow", None), "escalations", None)
+        if escalations is None:
+            return services.attention._fallback_escalation(mention_id, reason,
+                                                           services.clock())
+        return escalations.escalate(
+            mention_id=mention_id, user=actor, reason=reason, automatic=True,
+            severity=services.config.attention.sla.escalation_severity)
+
+    return escalate
+
+
+def agent_conversion_score(services: Any) -> ConversionScore:
+    """``user -> (average conversion score, count)`` from the workflow's conversions."""
+
+    def score(user: str) -> tuple[float | None, int]:
+        try:
+            from bot.services.conversions import conversion_stats
+        except ImportError:  # the workflow is not installed
+            return None, 0
+        for stat in conversion_stats(services, by="agent"):
+            if stat.key == user:
+                return stat.average, stat.count
+        return None, 0
+
+    return score
+
+
+__all__ = ["Category", "Clock", "IngestResult", "RouteResult", "Services", "utc_clock"]
