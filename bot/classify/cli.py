@@ -14,25 +14,58 @@ import click
 
 from bot.domain import Category
 
-#: Output columns ``classify`` appends to the input columns.
+#: Output columns ``classify`` appends to the input columns. An input column of the same
+#: name (a labelled file's ``category``, a ``lang`` hint) is kept as ``input_<name>``.
 OUTPUT_COLUMNS = [
     "category", "confidence", "method", "route", "sentiment", "sentiment_score", "lang",
 ]  # fmt: skip
+#: Gold labels ``eval`` accepts besides the label names themselves (any case).
+LABEL_ALIASES = {
+    "pos": "positive", "neg": "negative", "neu": "neutral",
+    "feature request": "rfe", "feature_request": "rfe", "feature-request": "rfe",
+}  # fmt: skip
 #: Hook for the Slack side: a callable returning stored reclassification feedback.
 FeedbackProvider = Callable[[], Iterable[tuple[str, Category]]]
 
 
 def read_rows(path: Path) -> tuple[list[dict[str, str]], list[str]]:
-    """Rows and column names of a CSV or JSONL file (by extension; ``.jsonl``/``.json``)."""
-    text = path.read_text("utf-8-sig")
+    """Rows and column names of a CSV or JSONL file (by extension; ``.jsonl``/``.json``).
+
+    Raises:
+        click.BadParameter: the file is not UTF-8, or a JSONL line is not a JSON object
+            (the message names the line).
+    """
+    try:
+        text = path.read_text("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(
+            f"{path.name} is not UTF-8 text (byte {exc.start})", param_hint="INFILE"
+        ) from None
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        rows: list[dict[str, Any]] = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise click.BadParameter(
+                    f"{path.name} line {number} is not valid JSON ({exc.msg})",
+                    param_hint="INFILE",
+                ) from None
+            if not isinstance(row, dict):
+                raise click.BadParameter(
+                    f"{path.name} line {number} is not a JSON object", param_hint="INFILE"
+                )
+            rows.append(row)
         columns: list[str] = []
         for row in rows:
             columns += [k for k in row if k not in columns]
         return [{k: "" if v is None else str(v) for k, v in r.items()} for r in rows], columns
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    return list(reader), list(reader.fieldnames or [])
+    # A short row leaves its missing fields None: read them as empty.
+    rows_csv = [{k: v or "" for k, v in r.items() if k is not None} for r in reader]
+    return rows_csv, list(reader.fieldnames or [])
 
 
 def _settings_model(model: str | None) -> str:
@@ -120,8 +153,14 @@ def train(
     if provider is not None:
         extra += list(provider())
     if feedback_file is not None:
-        rows, _ = read_rows(feedback_file)
-        extra += [(r["text"], Category(r["category"])) for r in rows if r.get("text")]
+        from bot.classify.train import CATEGORIES
+
+        rows, columns = read_rows(feedback_file)
+        if not {"text", "category"} <= set(columns):
+            raise click.BadParameter("needs `text` and `category` columns", param_hint="--feedback")
+        _normalise_labels(rows, "category", CATEGORIES, "--feedback")
+        extra += [(r["text"], Category(r["category"])) for r in rows
+                  if r.get("text") and r.get("category")]
     if finetune_epochs is not None:
         _finetune(name, shared_data, finetune_epochs, evaluate=not no_eval)
     encoder = get_encoder(name, backend)
@@ -194,6 +233,7 @@ def classify(
         raise click.BadParameter("input has no `text` column", param_hint="INFILE")
     config = _care_config(config_path)
     engine = build_classifier(config, _settings_model(model))
+    renamed = {c: f"input_{c}" for c in columns if c in OUTPUT_COLUMNS}
     results: list[dict[str, Any]] = []
     with _progress(len(rows), "classifying") as bar:
         for start in range(0, len(rows), batch_size):
@@ -202,19 +242,44 @@ def classify(
             preds = engine.predict([r["text"] for r in chunk], hints, progress=bar.update)
             for row, pred in zip(chunk, preds, strict=True):
                 results.append({
-                    **row,
+                    **{renamed.get(k, k): v for k, v in row.items()},
                     "category": pred.category.value, "confidence": pred.confidence,
                     "method": pred.method, "route": route_for(pred, config),
                     "sentiment": pred.sentiment.value if pred.sentiment else "",
                     "sentiment_score": pred.sentiment_score, "lang": pred.lang,
                 })  # fmt: skip
-    header = columns + [c for c in OUTPUT_COLUMNS if c not in columns]
+    header = [renamed.get(c, c) for c in columns] + OUTPUT_COLUMNS
     jsonl = outfile is not None and outfile.suffix.lower() in (".jsonl", ".json", ".ndjson")
     text = _render(results, header, jsonl)
     if outfile is None:
         click.echo(text, nl=False)
     else:
         outfile.write_text(text, "utf-8")
+
+
+def _normalise_labels(
+    rows: list[dict[str, str]], column: str, labels: list[str], param_hint: str = "INFILE"
+) -> None:
+    """Gold labels in any case and with a few aliases (``Positive``, ``neg``, ``RFE``).
+
+    Raises:
+        click.BadParameter: a label carebot does not know, so that it is not silently
+            scored as wrong.
+    """
+    unknown: dict[str, int] = {}
+    for row in rows:
+        raw = (row.get(column) or "").strip()
+        label = LABEL_ALIASES.get(raw.lower(), raw.lower())
+        if raw and label not in labels:
+            unknown[raw] = unknown.get(raw, 0) + 1
+        row[column] = label
+    if unknown:
+        shown = ", ".join(f"{k!r} ({n} rows)" for k, n in sorted(unknown.items())[:5])
+        raise click.BadParameter(
+            f"`{column}` has labels carebot does not know: {shown}; "
+            f"expected one of {', '.join(labels)} (rows with an empty label are skipped)",
+            param_hint=param_hint,
+        )
 
 
 def _render(rows: list[dict[str, Any]], header: list[str], jsonl: bool) -> str:
@@ -242,6 +307,9 @@ def eval_cmd(infile: Path, as_json: bool, model: str | None, config_path: Path |
     rows, columns = read_rows(infile)
     if "text" not in columns or not ({"category", "sentiment"} & set(columns)):
         raise click.BadParameter("needs `text` and `category` and/or `sentiment` columns")
+    for column, labels in (("category", CATEGORIES), ("sentiment", SENTIMENTS)):
+        if column in columns:
+            _normalise_labels(rows, column, labels)
     config = _care_config(config_path)
     engine = build_classifier(config, _settings_model(model))
     texts = [r["text"] for r in rows]

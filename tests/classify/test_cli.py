@@ -9,7 +9,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from bot.classify.cli import OUTPUT_COLUMNS, classify, eval_cmd, read_rows
+from bot.classify.cli import OUTPUT_COLUMNS, classify, eval_cmd, read_rows, train
 from bot.config import CareConfig
 
 pytestmark = pytest.mark.slow
@@ -40,8 +40,10 @@ def test_classify_csv_to_stdout(labelled_csv, real_engine, care_config: CareConf
     text = result.stdout
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == len(ROWS)
-    assert list(rows[0])[:4] == ["id", "text", "category", "lang"]
-    assert set(OUTPUT_COLUMNS) <= set(rows[0])
+    # The input's own category and lang columns are kept beside the predictions.
+    assert list(rows[0]) == ["id", "text", "input_category", "input_lang", *OUTPUT_COLUMNS]
+    assert [(r["input_category"], r["input_lang"]) for r in rows] == [(c, lang) for *_x, c, lang
+                                                                      in ROWS]
     departments = set(care_config.departments) | {"triage", "noise"}
     threshold = care_config.classification.threshold
     for row, (ident, *_rest) in zip(rows, ROWS, strict=True):
@@ -68,6 +70,57 @@ def test_classify_requires_text_column(tmp_path) -> None:
     bad.write_text("body\nhello\n")
     result = CliRunner().invoke(classify, [str(bad)])
     assert result.exit_code != 0 and "text" in result.output
+
+
+def test_unreadable_input_is_a_clear_error_naming_the_line(tmp_path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n\n{"text": "cut off\n')
+    result = CliRunner().invoke(classify, [str(bad)])
+    assert result.exit_code == 2
+    assert "bad.jsonl line 3 is not valid JSON" in result.output
+    assert "Traceback" not in result.output
+
+    bad.write_text('{"text": "fine"}\n["text"]\n')
+    result = CliRunner().invoke(eval_cmd, [str(bad)])
+    assert result.exit_code == 2 and "line 2 is not a JSON object" in result.output
+
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("text\ncaf\xe9 au lait\n".encode("latin-1"))
+    result = CliRunner().invoke(classify, [str(latin)])
+    assert result.exit_code == 2 and "latin.csv is not UTF-8" in result.output
+
+
+def test_eval_reads_labels_in_any_case_and_refuses_unknown_ones(tmp_path, real_engine) -> None:
+    def report(labels: list[str]) -> dict:
+        path = tmp_path / "gold.csv"
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["text", "category"])
+            texts = [text for _i, text, _c, _l in ROWS]
+            writer.writerows(zip(texts, labels, strict=True))
+        result = CliRunner().invoke(eval_cmd, [str(path), "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["category"]["all"]["engine"]
+
+    lower = report([c for _i, _t, c, _l in ROWS])
+    shouted = report([f" {c.upper()} " for _i, _t, c, _l in ROWS])
+    assert shouted == lower and lower["accuracy"] >= 0.83
+
+    path = tmp_path / "odd.csv"
+    path.write_text("text,sentiment\nlove it,Positive\nmeh,2\nawful,2\nok,\n")
+    result = CliRunner().invoke(eval_cmd, [str(path)])
+    assert result.exit_code == 2
+    assert "`sentiment` has labels carebot does not know: '2' (2 rows)" in result.output
+
+
+def test_train_refuses_feedback_it_cannot_read_before_training(tmp_path) -> None:
+    feedback = tmp_path / "fb.csv"
+    feedback.write_text("text,category\nany student discount?,Lead\nfake keys on ebay,scam\n")
+    result = CliRunner().invoke(train, ["--feedback", str(feedback), "--out",
+                                        str(tmp_path / "heads.jsonl")])
+    assert result.exit_code == 2
+    assert "'scam' (1 rows)" in result.output and "--feedback" in result.output
+    assert not (tmp_path / "heads.jsonl").exists()
 
 
 def test_eval_json_engine_and_rules_side_by_side(labelled_csv, real_engine) -> None:
