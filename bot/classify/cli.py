@@ -364,4 +364,8 @@ def eval_cmd(infile: Path, as_json: bool, model: str | None, config_path: Path |
                     f"rules macro-F1 {r['macro_f1']:.3f} auto {r['automation_rate']:.1%}"
                 )
             else:
-                click.echo(f"{task} {name}: macro-F1 {rep['macro_f1']:.3f}")
+                line = f"{task} {name}: macro-F1 {rep['macro_f1']:.3f}"
+                if rep["polarity_accuracy"] is not None:  # gold has positive/negative rows
+                    line += (f" | positive/negative accuracy {rep['polarity_accuracy']:.3f}"
+                             f" (by the score's sign {rep['polarity_accuracy_binary']:.3f})")
+                click.echo(line)

@@ -162,3 +162,6 @@ def test_eval_sentiment_file(tmp_path, real_engine) -> None:
     report = json.loads(result.stdout)
     assert "category" not in report
     assert report["sentiment"]["all"]["polarity_accuracy_binary"] >= 0.75
+    text = CliRunner().invoke(eval_cmd, [str(path)], catch_exceptions=False).stdout
+    binary = report["sentiment"]["all"]["polarity_accuracy_binary"]
+    assert f"(by the score's sign {binary:.3f})" in text
