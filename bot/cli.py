@@ -232,6 +232,40 @@ def dispatch_requeue() -> None:
     click.echo(f"requeued {count} parked request(s); the running bot sends them")
 
 
+@main.group(name="outbox")
+def outbox_group() -> None:
+    """Slack messages carebot gave up on (parked after repeated failures)."""
+
+
+@outbox_group.command("list")
+def outbox_list() -> None:
+    """Show parked Slack messages: id, kind, channel, mention, attempts, last error."""
+    from bot.services.delivery import parked_items
+
+    items = parked_items(_offline_services())
+    if not items:
+        click.echo("nothing parked")
+        return
+    for item in items:
+        mention = f"mention {item.mention_id}" if item.mention_id else "-"
+        click.echo(f"{item.id}\t{item.kind}\t{item.channel}\t{mention}\t"
+                   f"{item.attempts} attempts\t{item.created_at:%Y-%m-%d %H:%M}Z\t{item.error}")
+
+
+@outbox_group.command("requeue")
+@click.argument("ids", nargs=-1, type=int)
+def outbox_requeue(ids: tuple[int, ...]) -> None:
+    """Send parked messages again (IDS, or all of them) once the cause is fixed."""
+    from bot.services.delivery import requeue_parked
+
+    done = requeue_parked(_offline_services(), list(ids) if ids else None)
+    missing = sorted(set(ids) - set(done))
+    click.echo(f"requeued {len(done)} message(s); the running bot sends them")
+    if missing:
+        click.echo(f"not parked (left alone): {', '.join(map(str, missing))}", err=True)
+        sys.exit(1)
+
+
 def _no_classifier() -> Any:
     from bot.classify.rules import RulesClassifier
 

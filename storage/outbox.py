@@ -237,6 +237,32 @@ def mark_parked(*, session: Session, item_id: int, owner: str, error: str) -> No
     session.add(item)
 
 
+def parked(*, session: Session) -> list[Outbox]:
+    """Rows given up on, oldest first."""
+    return list(session.exec(select(Outbox).where(col(Outbox.status) == "parked")
+                             .order_by(col(Outbox.id))))
+
+
+def requeue_parked(*, session: Session, now: datetime,
+                   item_ids: Collection[int] | None = None) -> list[int]:
+    """Give parked rows (all, or those of ``item_ids``) a fresh set of attempts, due now.
+
+    Returns the ids requeued; an id that is not parked is left alone.
+    """
+    query = select(Outbox).where(col(Outbox.status) == "parked")
+    if item_ids is not None:
+        query = query.where(col(Outbox.id).in_(list(item_ids)))
+    done = []
+    for item in session.exec(query.with_for_update()):
+        item.status, item.attempts, item.next_attempt_at = "pending", 0, now
+        item.lease_owner, item.lease_until = None, None
+        # A fresh age too: the transient give-up rule counts from created_at.
+        item.created_at = now
+        session.add(item)
+        done.append(item.id or 0)
+    return sorted(done)
+
+
 def get_post(*, session: Session, post_id: int) -> SlackPost | None:
     return session.get(SlackPost, post_id)
 

@@ -65,6 +65,37 @@ class OutboxTask:
         return outbox.THREAD_ON_CARD in self.payload
 
 
+@dataclass(frozen=True, slots=True)
+class ParkedItem:
+    id: int
+    kind: str
+    channel: str
+    mention_id: int | None
+    attempts: int
+    error: str
+    created_at: datetime
+
+
+def parked_items(services: Services) -> list[ParkedItem]:
+    """Outbox rows given up on (what ``carebot outbox list`` shows)."""
+    with session_scope(services.engine) as session:
+        return [ParkedItem(item.id or 0, item.kind, item.channel, item.mention_id,
+                           item.attempts, item.last_error or "", item.created_at)
+                for item in outbox.parked(session=session)]
+
+
+def requeue_parked(services: Services, item_ids: Collection[int] | None = None) -> list[int]:
+    """Send parked rows again (all, or ``item_ids``); running workers pick them up."""
+    now = services.clock()
+    with session_scope(services.engine) as session:
+        done = outbox.requeue_parked(session=session, now=now, item_ids=item_ids)
+        for item_id in done:
+            audit.record(session=session, actor="operator", action="outbox_requeued",
+                         mention_id=None, now=now, detail={"outbox_id": item_id})
+    services._notify("outbox")
+    return done
+
+
 class Delivery:
     """Leases outbox work and records how each attempt went."""
 
@@ -184,7 +215,8 @@ class Delivery:
         what = f"the card for mention {task.mention_id}" if task.mention_id else "a message"
         text = (f":warning: carebot stopped retrying {what} to <#{task.channel}> after "
                 f"{task.attempts} attempts: `{error}`. It is kept in the outbox "
-                f"(id {task.id}) for replay.")
+                f"(id {task.id}) for replay: fix the cause (e.g. invite the app to the "
+                f"channel), then run `carebot outbox requeue {task.id}`.")
         outbox.enqueue_message(session=session, channel=channel, now=now, priority=9,
                                payload={"channel": channel, "text": text,
                                         "metadata": {"event_type": PARK_ALERT,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
+from click.testing import CliRunner
 from sqlmodel import Session, select
 
+from bot.cli import main
 from handlers.ids import CardAction, CardRef
 from storage.tables import Outbox, SlackPost
 from tests.harness.bot_server import BotServer, eventually
@@ -48,7 +50,7 @@ def test_server_errors_are_retried_and_nothing_is_lost(bot: BotServer,
 
 
 def test_permanent_error_is_parked_without_blocking_other_channels(
-        bot: BotServer, fake_slack: FakeSlack) -> None:
+        bot: BotServer, fake_slack: FakeSlack, database_url: str) -> None:
     fake_slack.fail("chat.postMessage", 200, error="channel_not_found", times=None,
                     seconds=60, channel="C0SUPPORT")
     bot.ingest(mention(1))  # a case -> support, whose channel is gone
@@ -67,6 +69,27 @@ def test_permanent_error_is_parked_without_blocking_other_channels(
     [alert] = fake_slack.wait_for("chat.postMessage", where=lambda c: c.params["channel"]
                                   == "C0TRIAGE")
     assert f"(id {item.id})" in alert.params["text"] and "C0SUPPORT" in alert.params["text"]
+    assert f"`carebot outbox requeue {item.id}`" in alert.params["text"]
+
+    # The operator invites the app to the channel, lists what is parked and sends it again.
+    fake_slack.clear_faults()
+    env = {"DATABASE_URL": database_url}
+    listed = CliRunner().invoke(main, ["outbox", "list"], env=env, catch_exceptions=False)
+    assert listed.exit_code == 0
+    [line] = listed.stdout.splitlines()
+    assert line.startswith(f"{item.id}\tpost_card\tC0SUPPORT\tmention ")
+    assert "3 attempts" in line and "channel_not_found" in line
+    wrong = CliRunner().invoke(main, ["outbox", "requeue", str(item.id + 100)], env=env)
+    assert wrong.exit_code == 1 and "requeued 0" in wrong.stdout
+    done = CliRunner().invoke(main, ["outbox", "requeue", str(item.id)], env=env,
+                              catch_exceptions=False)
+    assert done.exit_code == 0 and "requeued 1 message(s)" in done.stdout
+    [card] = fake_slack.wait_for("chat.postMessage", timeout=15,
+                                 where=lambda c: c.params["channel"] == "C0SUPPORT")
+    assert "CASE" in str(card.params["blocks"])
+    assert eventually(lambda: not parked(), timeout=10)
+    again = CliRunner().invoke(main, ["outbox", "list"], env=env, catch_exceptions=False)
+    assert again.stdout.strip() == "nothing parked"
 
 
 def test_slack_outage_during_claim_delays_the_card_update(bot: BotServer,
