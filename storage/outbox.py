@@ -247,11 +247,17 @@ def requeue_parked(*, session: Session, now: datetime,
                    item_ids: Collection[int] | None = None) -> list[int]:
     """Give parked rows (all, or those of ``item_ids``) a fresh set of attempts, due now.
 
-    Returns the ids requeued; an id that is not parked is left alone.
+    A requeued card post takes along the parked rows of its mention (its updates and
+    thread messages, which had waited for it). Returns the ids requeued; an id that is
+    not parked is left alone.
     """
     query = select(Outbox).where(col(Outbox.status) == "parked")
     if item_ids is not None:
-        query = query.where(col(Outbox.id).in_(list(item_ids)))
+        cards = session.exec(select(Outbox.mention_id).where(
+            col(Outbox.id).in_(list(item_ids)), col(Outbox.kind) == POST_CARD,
+            col(Outbox.status) == "parked", col(Outbox.mention_id).is_not(None))).all()
+        query = query.where(or_(col(Outbox.id).in_(list(item_ids)),
+                                col(Outbox.mention_id).in_(list(cards))))
     done = []
     for item in session.exec(query.with_for_update()):
         item.status, item.attempts, item.next_attempt_at = "pending", 0, now

@@ -212,7 +212,12 @@ class Delivery:
             return  # an alert that cannot be delivered must not alert about itself
         config = self.services.config
         channel = config.attention.priority.alert_channel or config.triage_channel
-        what = f"the card for mention {task.mention_id}" if task.mention_id else "a message"
+        if task.kind in (outbox.POST_CARD, outbox.UPDATE_CARD):
+            what = f"the card for mention {task.mention_id}"
+        elif task.mention_id:
+            what = f"a message about mention {task.mention_id}"
+        else:
+            what = "a message"
         text = (f":warning: carebot stopped retrying {what} to <#{task.channel}> after "
                 f"{task.attempts} attempts: `{error}`. It is kept in the outbox "
                 f"(id {task.id}) for replay: fix the cause (e.g. invite the app to the "

@@ -103,3 +103,47 @@ def test_slack_outage_during_claim_delays_the_card_update(bot: BotServer,
     [update] = fake_slack.wait_for("chat.update", timeout=20)
     assert "<@U0ALICE>" in str(update.params["blocks"])
     assert any(c.status == 500 for c in fake_slack.all_calls("chat.update"))
+
+
+def test_requeuing_a_parked_card_takes_its_waiting_updates_along(engine) -> None:
+    """Updates and thread messages wait for their card's ts; when they parked behind a
+    parked card, requeuing the card by id brings them back too, and nothing else."""
+    from datetime import UTC, datetime
+
+    from storage import outbox
+    from storage.tables import Mention
+
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    with Session(engine) as session:
+        ids = []
+        for n in (1, 2):
+            row = Mention(source="test", external_id=str(n), author="sam", text=f"m{n}",
+                          stage="routed")
+            session.add(row)
+            session.flush()
+            ids.append(row.id)
+        card = outbox.enqueue_post_card(session=session, mention_id=ids[0], channel="C0A",
+                                        priority=5, now=now)
+        outbox.enqueue_card_update(session=session, mention_id=ids[0], now=now)
+        outbox.enqueue_message(session=session, channel="C0A", now=now, mention_id=ids[0],
+                               payload={"channel": "C0A", outbox.THREAD_ON_CARD: True,
+                                        "text": "note"})
+        outbox.enqueue_message(session=session, channel="C0B", now=now, mention_id=ids[1],
+                               payload={"channel": "C0B", "text": "other"})
+        session.flush()
+        rows = session.exec(select(Outbox)).all()
+        for item in rows:
+            item.status, item.attempts = "parked", 12
+            session.add(item)
+        session.commit()
+        [card_row] = [r for r in rows if r.post_id == card.id and r.kind == outbox.POST_CARD]
+        other = [r.id for r in rows if r.mention_id == ids[1]]
+        mine = sorted(r.id for r in rows if r.mention_id == ids[0])
+
+    with Session(engine) as session:
+        assert outbox.requeue_parked(session=session, now=now, item_ids=[card_row.id]) == mine
+        session.commit()
+    with Session(engine) as session:
+        status = {r.id: (r.status, r.attempts) for r in session.exec(select(Outbox))}
+    assert all(status[i] == ("pending", 0) for i in mine) and len(mine) == 3
+    assert [status[i] for i in other] == [("parked", 12)]
