@@ -300,6 +300,7 @@ def _render(rows: list[dict[str, Any]], header: list[str], jsonl: bool) -> str:
 def eval_cmd(infile: Path, as_json: bool, model: str | None, config_path: Path | None) -> None:
     """Score the engine and the rules-only baseline on a labelled file."""
     from bot.classify.engine import build_classifier
+    from bot.classify.lang import normalise_lang
     from bot.classify.metrics import classification_report, polarity_accuracy
     from bot.classify.rules import RulesClassifier
     from bot.classify.train import CATEGORIES, SENTIMENTS
@@ -322,8 +323,9 @@ def eval_cmd(infile: Path, as_json: bool, model: str | None, config_path: Path |
     def groups() -> Iterator[tuple[str, list[int]]]:
         yield "all", list(range(len(rows)))
         if "lang" in columns:
-            for lang in sorted({r["lang"] for r in rows if r.get("lang")}):
-                yield lang, [i for i, r in enumerate(rows) if r.get("lang") == lang]
+            given = [normalise_lang(r.get("lang")) for r in rows]  # "SV", "swe" -> "sv"
+            for lang in sorted({g for g in given if g}):
+                yield lang, [i for i, g in enumerate(given) if g == lang]
 
     if "category" in columns:
         report["category"] = {}

@@ -11,6 +11,20 @@ OTHER = "other"
 _NOISE = re.compile(r"(https?://\S+|@\w+|#|\s+)")
 #: Norwegian is Danish's near twin on short texts; fastText often says "no" for Danish tweets.
 _ALIASES = {"no": "da", "nb": "da", "nn": "da"}
+#: ISO 639-2/3 codes of the ten languages, as some corpora and tools write them.
+_THREE_LETTER = {
+    "eng": "en", "dan": "da", "nld": "nl", "dut": "nl", "fra": "fr", "fre": "fr",
+    "deu": "de", "ger": "de", "ita": "it", "por": "pt", "spa": "es", "swe": "sv", "rus": "ru",
+}  # fmt: skip
+
+
+def normalise_lang(code: str | None) -> str | None:
+    """A given language as carebot's ISO 639-1 code: ``"EN-us"``, ``"pt_BR"``, ``"swe"``
+    -> ``"en"``, ``"pt"``, ``"sv"``; ``None`` for an empty one."""
+    if not code or not code.strip():
+        return None
+    primary = code.strip().replace("_", "-").split("-")[0].lower()
+    return _THREE_LETTER.get(primary, primary)
 
 
 def detect_lang(text: str, *, min_score: float = 0.2) -> str:
@@ -37,6 +51,6 @@ def detect_langs(texts: Sequence[str], known: Sequence[str | None] | None = None
     """Detect each text's language; a known supported language from the source wins."""
     out = []
     for i, text in enumerate(texts):
-        hint = known[i] if known is not None else None
+        hint = normalise_lang(known[i]) if known is not None else None
         out.append(hint if hint in LANGUAGES else detect_lang(text))
     return out

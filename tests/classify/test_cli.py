@@ -165,3 +165,13 @@ def test_eval_sentiment_file(tmp_path, real_engine) -> None:
     text = CliRunner().invoke(eval_cmd, [str(path)], catch_exceptions=False).stdout
     binary = report["sentiment"]["all"]["polarity_accuracy_binary"]
     assert f"(by the score's sign {binary:.3f})" in text
+
+
+def test_eval_groups_languages_however_the_file_writes_them(tmp_path, real_engine) -> None:
+    path = tmp_path / "langs.csv"
+    path.write_text("text,sentiment,lang\nJag älskar det här!,positive,SV\n"
+                    "Det här är hemskt,negative,swe\nЭто ужасно,negative,RU\n")
+    report = json.loads(CliRunner().invoke(eval_cmd, [str(path), "--json"],
+                                           catch_exceptions=False).stdout)
+    assert set(report["sentiment"]) == {"all", "ru", "sv"}
+    assert report["sentiment"]["sv"]["n"] == 2

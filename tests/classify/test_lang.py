@@ -33,3 +33,12 @@ def test_unsupported_language_is_other() -> None:
 def test_source_hint_wins_only_for_supported_languages() -> None:
     texts = [SAMPLES["de"], SAMPLES["fr"]]
     assert detect_langs(texts, ["de", "xx"]) == ["de", "fr"]
+
+
+def test_a_given_language_is_read_in_the_forms_files_use() -> None:
+    # Text in one language, hint naming another: the hint is taken only when it is read
+    # as a supported code, so the result shows which forms are understood.
+    text = SAMPLES["fr"]
+    hints = ["SV", "sv-SE", "pt_BR", "swe", "rus", "Deu", " es ", "nor", "", None]
+    assert detect_langs([text] * len(hints), hints) == [
+        "sv", "sv", "pt", "sv", "ru", "de", "es", "fr", "fr", "fr"]
