@@ -301,7 +301,7 @@ def eval_cmd(infile: Path, as_json: bool, model: str | None, config_path: Path |
     """Score the engine and the rules-only baseline on a labelled file."""
     from bot.classify.engine import build_classifier
     from bot.classify.lang import normalise_lang
-    from bot.classify.metrics import classification_report, polarity_accuracy
+    from bot.classify.metrics import classification_report, polarity_accuracy, threshold_sweep
     from bot.classify.rules import RulesClassifier
     from bot.classify.train import CATEGORIES, SENTIMENTS
 
@@ -339,6 +339,9 @@ def eval_cmd(infile: Path, as_json: bool, model: str | None, config_path: Path |
                 )
                 for label, p in (("engine", preds), ("rules", rules))
             }  # fmt: skip
+            report["category"][name]["engine"]["thresholds"] = threshold_sweep(
+                gold, [preds[i].category.value for i in idx], [preds[i].confidence for i in idx]
+            )
     if "sentiment" in columns:
         report["sentiment"] = {}
         for name, idx in groups():

@@ -59,6 +59,28 @@ def classification_report(
     return report
 
 
+#: Routing thresholds a sweep reports (``classification.threshold`` is one of them by default).
+SWEEP = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
+
+
+def threshold_sweep(
+    gold: Sequence[str], pred: Sequence[str], confidence: Sequence[float],
+    thresholds: Sequence[float] = SWEEP,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Automation rate and precision of what is automated, threshold by threshold: what
+    moving ``classification.threshold`` would trade."""
+    out = []
+    for threshold in thresholds:
+        auto = [i for i, c in enumerate(confidence) if c >= threshold]
+        right = sum(gold[i] == pred[i] for i in auto)
+        out.append({
+            "threshold": threshold,
+            "automation_rate": round(len(auto) / max(len(gold), 1), 4),
+            "automated_precision": round(right / max(len(auto), 1), 4),
+        })  # fmt: skip
+    return out
+
+
 def polarity_accuracy(gold: Sequence[str], pred: Sequence[str]) -> float | None:
     """Accuracy on gold positive/negative rows (a neutral prediction counts as wrong)."""
     rows = [(g, p) for g, p in zip(gold, pred, strict=True) if g in ("positive", "negative")]

@@ -24,7 +24,7 @@ from bot.classify.encoder import ONNX_FILE, Encoder, cache_dir
 from bot.classify.engine import EngineClassifier, model_overrides
 from bot.classify.heads import Head, Heads, fit_head
 from bot.classify.lexical import Lexical, SparseRows
-from bot.classify.metrics import classification_report, polarity_accuracy
+from bot.classify.metrics import classification_report, polarity_accuracy, threshold_sweep
 from bot.classify.rules import RulesClassifier
 from bot.config import CareConfig
 from bot.domain import Category, Prediction, Sentiment
@@ -259,18 +259,8 @@ def _category_dev(
 
 def _threshold_sweep(rows: Sequence[Example], preds: Sequence[Prediction]) -> list[dict[str, Any]]:
     """Automation rate and precision of what is automated, threshold by threshold."""
-    out = []
-    for threshold in (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9):
-        auto = [(r, p) for r, p in zip(rows, preds, strict=True) if p.confidence >= threshold]
-        right = sum(p.category.value == r.label for r, p in auto)
-        out.append(
-            {
-                "threshold": threshold,
-                "automation_rate": round(len(auto) / max(len(rows), 1), 4),
-                "automated_precision": round(right / max(len(auto), 1), 4),
-            }
-        )
-    return out
+    return threshold_sweep([r.label for r in rows], [p.category.value for p in preds],
+                           [p.confidence for p in preds])
 
 
 def _engine(

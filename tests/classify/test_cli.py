@@ -144,6 +144,11 @@ def test_eval_json_engine_and_rules_side_by_side(labelled_csv, real_engine) -> N
     # sits near the threshold: noise at about 0.5 now, a rave at 0.58-0.61 with the heads
     # and int8 export of an earlier commit — see the model card's limitations.
     engine, rules = overall["engine"], overall["rules"]
+    # What moving the threshold would trade: the configured one matches the headline.
+    sweep = {row["threshold"]: row for row in engine["thresholds"]}
+    assert sweep[report["threshold"]]["automation_rate"] == engine["automation_rate"]
+    rates = [row["automation_rate"] for row in engine["thresholds"]]
+    assert rates == sorted(rates, reverse=True) and rates[0] > rates[-1]
     assert engine["automation_rate"] > rules["automation_rate"]
     assert engine["accuracy"] >= 0.83
     assert engine["automated_precision"] >= 0.83
