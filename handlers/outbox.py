@@ -67,8 +67,7 @@ class SlackDeliverer:
         if task.waits_for_card:
             # The card's post is still on its way: update it (or reply in its thread)
             # once it has a ts.
-            self.delivery.failed(task, error="card not posted yet", retry_after=None,
-                                 permanent=False)
+            self.delivery.wait_for_card(task)
             return
         try:
             ts = self._already_posted(task) if task.in_doubt else None

@@ -237,6 +237,14 @@ def mark_parked(*, session: Session, item_id: int, owner: str, error: str) -> No
     session.add(item)
 
 
+def post_parked(*, session: Session, post_id: int) -> bool:
+    """Whether card post ``post_id`` was given up on (its ``post_card`` row is parked)."""
+    return session.exec(
+        select(Outbox.id).where(col(Outbox.post_id) == post_id, col(Outbox.kind) == POST_CARD,
+                                col(Outbox.status) == "parked")
+    ).first() is not None
+
+
 def parked(*, session: Session) -> list[Outbox]:
     """Rows given up on, oldest first."""
     return list(session.exec(select(Outbox).where(col(Outbox.status) == "parked")

@@ -23,22 +23,26 @@ MAX_PERMANENT_ATTEMPTS = 3
 #: Backoff between transient failures is capped so that cards flow within a
 #: minute of Slack recovering from an outage.
 MAX_BACKOFF_SECONDS = 60.0
+#: An update or thread message waits this long for its card's ts before it gives up.
+MAX_CARD_WAIT = timedelta(hours=24)
 #: Metadata event type of the alert about a parked row (never itself alerted).
 PARK_ALERT = "carebot_outbox_parked"
 
 
-def _thread_on_card(session: Any, mention_id: int | None, payload: dict[str, Any]) -> None:
+def _thread_on_card(session: Any, mention_id: int | None, payload: dict[str, Any]) -> int | None:
     """Resolve :data:`storage.outbox.THREAD_ON_CARD` in ``payload``: the channel and
     ``thread_ts`` of the card's current post, or the key left in place while that post
     has no ts (the task waits). A card that moved since the message was queued
-    (reclassified) takes the message along to its new thread."""
+    (reclassified) takes the message along to its new thread. Returns the id of the post
+    it waits for, if it waits."""
     post = outbox.current_post(session=session, mention_id=mention_id or -1)
     if post is not None and post.ts is None:
-        return
+        return post.id
     payload.pop(outbox.THREAD_ON_CARD, None)
     if post is not None:
         payload["channel"] = post.channel
         payload["thread_ts"] = post.ts
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,8 @@ class OutboxTask:
     #: recording the outcome): look for the message before sending again.
     in_doubt: bool = False
     created_at: datetime | None = None
+    #: The card post this task belongs to (an update) or waits for (a thread message).
+    post_id: int | None = None
 
     @property
     def waits_for_card(self) -> bool:
@@ -138,18 +144,19 @@ class Delivery:
             for item, in_doubt in items:
                 ts = None
                 card = None
+                post_id = item.post_id
                 payload = dict(item.payload)
                 if item.kind in (outbox.POST_CARD, outbox.UPDATE_CARD):
                     post = outbox.get_post(session=session, post_id=item.post_id or -1)
                     ts = post.ts if post else None
                     card = self.services.card_view_in(session, item.mention_id or -1)
                 elif payload.get(outbox.THREAD_ON_CARD):
-                    _thread_on_card(session, item.mention_id, payload)
+                    post_id = _thread_on_card(session, item.mention_id, payload)
                 tasks.append(OutboxTask(id=item.id or 0, kind=item.kind, channel=item.channel,
                                         attempts=item.attempts, priority=item.priority,
                                         mention_id=item.mention_id, ts=ts, card=card,
                                         payload=payload, in_doubt=in_doubt,
-                                        created_at=item.created_at))
+                                        created_at=item.created_at, post_id=post_id))
         return tasks
 
     def succeeded(self, task: OutboxTask, *, ts: str | None) -> bool:
@@ -172,6 +179,32 @@ class Delivery:
             outbox.mark_retry(session=session, item_id=task.id, owner=self.owner,
                               retry_at=now + timedelta(seconds=seconds), error="paced",
                               refund=True)
+
+    def wait_for_card(self, task: OutboxTask) -> str:
+        """Put back a task whose card has no ts yet. Returns ``"retry"`` or ``"parked"``.
+
+        Waiting is not failing: it spends no attempt, and it backs off with the task's age
+        (a tenth of it, 1 s to 60 s). When the card's own post is parked, the task parks
+        with it, silently (the card's alert covers both; ``carebot outbox requeue`` of
+        the card brings both back). After ``MAX_CARD_WAIT`` it parks on its own, alerted.
+        """
+        now = self.services.clock()
+        age = now - (task.created_at or now)
+        with session_scope(self.services.engine) as session:
+            if task.post_id is not None and outbox.post_parked(session=session,
+                                                               post_id=task.post_id):
+                outbox.mark_parked(session=session, item_id=task.id, owner=self.owner,
+                                   error="its card's post is parked")
+                return "parked"
+        if age >= MAX_CARD_WAIT:
+            return self.failed(task, error="its card was never posted", retry_after=None,
+                               permanent=True)
+        delay = min(max(1.0, age.total_seconds() / 10), MAX_BACKOFF_SECONDS)
+        with session_scope(self.services.engine) as session:
+            outbox.mark_retry(session=session, item_id=task.id, owner=self.owner,
+                              retry_at=now + timedelta(seconds=delay),
+                              error="card not posted yet", refund=True)
+        return "retry"
 
     def failed(
         self, task: OutboxTask, *, error: str, retry_after: float | None, permanent: bool
