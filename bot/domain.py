@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class Category(StrEnum):
@@ -68,3 +69,11 @@ class MentionIn:
     author_reach: int | None = None
     lang: str | None = None
     published_at: datetime | None = None
+
+
+def language_subtag(value: Any) -> str | None:
+    """The primary subtag of a language tag, lower-cased (``en-US``, ``pt_BR`` -> ``en``,
+    ``pt``); ``None`` for an empty or non-text value."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip().split("-")[0].split("_")[0].lower()[:16] or None

@@ -10,6 +10,7 @@ time, from the current state.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from slack_sdk import WebClient
@@ -122,17 +123,14 @@ class SlackDeliverer:
             return None
         channel = str(task.payload.get("channel", task.channel))
         thread_ts = task.payload.get("thread_ts")
+        # A reply is not in the channel's history, only in its thread.
+        read = (partial(self.client.conversations_replies, ts=str(thread_ts)) if thread_ts
+                else self.client.conversations_history)
         oldest = f"{task.created_at.timestamp() - 1:.6f}"
         cursor: str | None = None
         for _ in range(10):  # at most 10 pages of 200: far more than one task's window
-            if thread_ts:  # a reply is not in the channel's history, only in its thread
-                resp = self.client.conversations_replies(
-                    channel=channel, ts=str(thread_ts), oldest=oldest, limit=200,
-                    include_all_metadata=True, cursor=cursor)
-            else:
-                resp = self.client.conversations_history(
-                    channel=channel, oldest=oldest, limit=200, include_all_metadata=True,
-                    cursor=cursor)
+            resp = read(channel=channel, oldest=oldest, limit=200, include_all_metadata=True,
+                        cursor=cursor)
             messages: list[dict[str, Any]] = resp.get("messages") or []
             for message in messages:
                 payload = (message.get("metadata") or {}).get("event_payload") or {}

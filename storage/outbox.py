@@ -261,11 +261,11 @@ def requeue_parked(*, session: Session, now: datetime,
     """
     query = select(Outbox).where(col(Outbox.status) == "parked")
     if item_ids is not None:
+        given = col(Outbox.id).in_(list(item_ids))
         cards = session.exec(select(Outbox.mention_id).where(
-            col(Outbox.id).in_(list(item_ids)), col(Outbox.kind) == POST_CARD,
-            col(Outbox.status) == "parked", col(Outbox.mention_id).is_not(None))).all()
-        query = query.where(or_(col(Outbox.id).in_(list(item_ids)),
-                                col(Outbox.mention_id).in_(list(cards))))
+            given, col(Outbox.kind) == POST_CARD, col(Outbox.status) == "parked",
+            col(Outbox.mention_id).is_not(None))).all()
+        query = query.where(or_(given, col(Outbox.mention_id).in_(list(cards))))
     done = []
     for item in session.exec(query.with_for_update()):
         item.status, item.attempts, item.next_attempt_at = "pending", 0, now

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from bot.domain import LANGUAGES
+from bot.domain import LANGUAGES, language_subtag
 
 OTHER = "other"
 _NOISE = re.compile(r"(https?://\S+|@\w+|#|\s+)")
@@ -21,10 +21,8 @@ _THREE_LETTER = {
 def normalise_lang(code: str | None) -> str | None:
     """A given language as carebot's ISO 639-1 code: ``"EN-us"``, ``"pt_BR"``, ``"swe"``
     -> ``"en"``, ``"pt"``, ``"sv"``; ``None`` for an empty one."""
-    if not code or not code.strip():
-        return None
-    primary = code.strip().replace("_", "-").split("-")[0].lower()
-    return _THREE_LETTER.get(primary, primary)
+    primary = language_subtag(code)
+    return None if primary is None else _THREE_LETTER.get(primary, primary)
 
 
 def detect_lang(text: str, *, min_score: float = 0.2) -> str:

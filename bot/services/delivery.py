@@ -196,15 +196,14 @@ class Delivery:
                 outbox.mark_parked(session=session, item_id=task.id, owner=self.owner,
                                    error="its card's post is parked")
                 return "parked"
-        if age >= MAX_CARD_WAIT:
-            return self.failed(task, error="its card was never posted", retry_after=None,
-                               permanent=True)
-        delay = min(max(1.0, age.total_seconds() / 10), MAX_BACKOFF_SECONDS)
-        with session_scope(self.services.engine) as session:
-            outbox.mark_retry(session=session, item_id=task.id, owner=self.owner,
-                              retry_at=now + timedelta(seconds=delay),
-                              error="card not posted yet", refund=True)
-        return "retry"
+            if age < MAX_CARD_WAIT:
+                delay = min(max(1.0, age.total_seconds() / 10), MAX_BACKOFF_SECONDS)
+                outbox.mark_retry(session=session, item_id=task.id, owner=self.owner,
+                                  retry_at=now + timedelta(seconds=delay),
+                                  error="card not posted yet", refund=True)
+                return "retry"
+        return self.failed(task, error="its card was never posted", retry_after=None,
+                           permanent=True)
 
     def failed(
         self, task: OutboxTask, *, error: str, retry_after: float | None, permanent: bool

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bot.domain import MentionIn
+from bot.domain import MentionIn, language_subtag
 from bot.errors import SourceUnavailable
 
 USER_AGENT = "carebot/0.1 (social customer care; +https://github.com/carebot/carebot)"
@@ -272,6 +272,4 @@ def short_key(value: str, limit: int = 200) -> str:
 
 def lang_code(value: Any) -> str | None:
     """The primary ISO 639-1 subtag of a language tag (``en-US`` -> ``en``)."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    return value.strip().split("-")[0].split("_")[0].lower()[:16] or None
+    return language_subtag(value)

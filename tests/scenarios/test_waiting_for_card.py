@@ -11,7 +11,6 @@ from bot.domain import MentionIn
 from bot.services.delivery import PARK_ALERT
 from storage import outbox
 from storage.tables import Outbox
-from tests.scenarios.test_crash_recovery import Clock, runtime  # noqa: F401 - fixture
 
 TEXT = "my laptop won't boot since the update, help"
 
@@ -26,7 +25,7 @@ def park_alerts(rt) -> list[Outbox]:
             if (r.payload.get("metadata") or {}).get("event_type") == PARK_ALERT]
 
 
-def test_waiting_updates_park_with_their_card_and_come_back_with_it(runtime, fake_slack):  # noqa: F811
+def test_waiting_updates_park_with_their_card_and_come_back_with_it(runtime, fake_slack):
     rt = runtime
     rt.services.ingest([MentionIn(source="twitter", external_id="w1", author="dana", text=TEXT)])
     rt.services.route_pending(owner="w")
