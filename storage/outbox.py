@@ -23,6 +23,8 @@ MESSAGE = "message"
 #: A message payload key: thread this message under its mention's card, whose ts is
 #: looked up at delivery time (the card may still be on its way when it is queued).
 THREAD_ON_CARD = "carebot_thread_on_card"
+#: ``last_error`` of a row put back because its card has no ts yet (not a failure).
+WAITING_FOR_CARD = "card not posted yet"
 
 
 def enqueue_post_card(
@@ -208,6 +210,34 @@ def mark_sent(*, session: Session, item_id: int, owner: str, now: datetime, ts: 
             post.posted_at = now
             session.add(post)
     return True
+
+
+def wake_waiting(*, session: Session, mention_id: int, now: datetime) -> int:
+    """Make the rows waiting for ``mention_id``'s card due now; returns how many.
+
+    Called once the card's ts is recorded: without it an update or thread reply
+    would sleep out its backoff (up to a minute) after the card appeared. Rows
+    locked by someone else are passed over (``SKIP LOCKED``, as :func:`lease_due`
+    does), so waking never waits on a lock; those rows are being handled anyway.
+    """
+    ids = list(
+        session.exec(
+            select(Outbox.id)
+            .where(
+                col(Outbox.mention_id) == mention_id,
+                col(Outbox.status) == "pending",
+                col(Outbox.last_error) == WAITING_FOR_CARD,
+                col(Outbox.next_attempt_at) > now,
+                col(Outbox.lease_owner).is_(None),
+            )
+            .with_for_update(skip_locked=True)
+        ).all()
+    )
+    if ids:
+        session.execute(
+            update(Outbox).where(col(Outbox.id).in_(ids)).values(next_attempt_at=now)
+        )
+    return len(ids)
 
 
 def mark_retry(

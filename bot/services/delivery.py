@@ -168,8 +168,12 @@ class Delivery:
                 audit.record(session=session, actor="carebot", action="posted",
                              mention_id=task.mention_id, now=now,
                              detail={"channel": task.channel, "ts": ts})
-                # A state change that lands while the post is in flight queues an
-                # update that waits for this ts (storage.outbox.enqueue_card_update).
+        if done and task.kind == outbox.POST_CARD and task.mention_id is not None:
+            # Updates and thread replies queued while the post was in flight wait for
+            # this ts with a backoff; they are due now. Own transaction: the card is
+            # marked sent whatever happens here.
+            with session_scope(self.services.engine) as session:
+                outbox.wake_waiting(session=session, mention_id=task.mention_id, now=now)
         return done
 
     def release(self, task: OutboxTask, *, seconds: float) -> None:
@@ -198,9 +202,13 @@ class Delivery:
                 return "parked"
             if age < MAX_CARD_WAIT:
                 delay = min(max(1.0, age.total_seconds() / 10), MAX_BACKOFF_SECONDS)
+                post = (outbox.get_post(session=session, post_id=task.post_id)
+                        if task.post_id is not None else None)
+                if post is not None and post.ts is not None:
+                    delay = 0.0  # the card went out since this task was leased (same batch)
                 outbox.mark_retry(session=session, item_id=task.id, owner=self.owner,
                                   retry_at=now + timedelta(seconds=delay),
-                                  error="card not posted yet", refund=True)
+                                  error=outbox.WAITING_FOR_CARD, refund=True)
                 return "retry"
         return self.failed(task, error="its card was never posted", retry_after=None,
                            permanent=True)
