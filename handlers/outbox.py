@@ -121,12 +121,23 @@ class SlackDeliverer:
         """
         if task.kind not in ("post_card", "message") or task.created_at is None:
             return None
-        channel = str(task.payload.get("channel", task.channel))
         thread_ts = task.payload.get("thread_ts")
-        # A reply is not in the channel's history, only in its thread.
-        read = (partial(self.client.conversations_replies, ts=str(thread_ts)) if thread_ts
-                else self.client.conversations_history)
+        places = [(str(task.payload.get("channel", task.channel)),
+                   str(thread_ts) if thread_ts else None)]
+        places += [p for p in task.doubt_threads if p not in places]
         oldest = f"{task.created_at.timestamp() - 1:.6f}"
+        for channel, thread in places:
+            ts = self._find_posted(task.id, channel, thread, oldest)
+            if ts is not None:
+                return ts
+        return None
+
+    def _find_posted(self, outbox_id: int, channel: str, thread_ts: str | None,
+                     oldest: str) -> str | None:
+        """The ts of the message carrying ``outbox_id`` in a channel or one thread."""
+        # A reply is not in the channel's history, only in its thread.
+        read = (partial(self.client.conversations_replies, ts=thread_ts) if thread_ts
+                else self.client.conversations_history)
         cursor: str | None = None
         for _ in range(10):  # at most 10 pages of 200: far more than one task's window
             resp = read(channel=channel, oldest=oldest, limit=200, include_all_metadata=True,
@@ -134,9 +145,9 @@ class SlackDeliverer:
             messages: list[dict[str, Any]] = resp.get("messages") or []
             for message in messages:
                 payload = (message.get("metadata") or {}).get("event_payload") or {}
-                if payload.get("outbox_id") == task.id:
+                if payload.get("outbox_id") == outbox_id:
                     log.info("outbox %s was already posted (ts %s); not posting again",
-                             task.id, message.get("ts"))
+                             outbox_id, message.get("ts"))
                     return str(message["ts"])
             cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:

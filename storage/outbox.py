@@ -311,6 +311,16 @@ def get_post(*, session: Session, post_id: int) -> SlackPost | None:
     return session.get(SlackPost, post_id)
 
 
+def posted_threads(*, session: Session, mention_id: int) -> list[tuple[str, str]]:
+    """``(channel, ts)`` of every post a mention's card has had, current or not."""
+    rows = session.exec(
+        select(SlackPost.channel, SlackPost.ts)
+        .where(SlackPost.mention_id == mention_id, col(SlackPost.ts).is_not(None))
+        .order_by(col(SlackPost.id))
+    )
+    return [(channel, ts) for channel, ts in rows if ts is not None]
+
+
 def current_post(*, session: Session, mention_id: int) -> SlackPost | None:
     return session.exec(
         select(SlackPost).where(SlackPost.mention_id == mention_id, col(SlackPost.is_current))

@@ -62,6 +62,10 @@ class OutboxTask:
     created_at: datetime | None = None
     #: The card post this task belongs to (an update) or waits for (a thread message).
     post_id: int | None = None
+    #: For an in-doubt reply in its card's thread: ``(channel, thread_ts)`` of every
+    #: thread the card has had. The interrupted attempt may have replied under a card
+    #: that has moved since (reclassified), so all of them are searched.
+    doubt_threads: tuple[tuple[str, str], ...] = ()
 
     @property
     def waits_for_card(self) -> bool:
@@ -145,6 +149,7 @@ class Delivery:
                 ts = None
                 card = None
                 post_id = item.post_id
+                threads: tuple[tuple[str, str], ...] = ()
                 payload = dict(item.payload)
                 if item.kind in (outbox.POST_CARD, outbox.UPDATE_CARD):
                     post = outbox.get_post(session=session, post_id=item.post_id or -1)
@@ -152,11 +157,15 @@ class Delivery:
                     card = self.services.card_view_in(session, item.mention_id or -1)
                 elif payload.get(outbox.THREAD_ON_CARD):
                     post_id = _thread_on_card(session, item.mention_id, payload)
+                    if in_doubt and item.mention_id is not None:
+                        threads = tuple(outbox.posted_threads(session=session,
+                                                              mention_id=item.mention_id))
                 tasks.append(OutboxTask(id=item.id or 0, kind=item.kind, channel=item.channel,
                                         attempts=item.attempts, priority=item.priority,
                                         mention_id=item.mention_id, ts=ts, card=card,
                                         payload=payload, in_doubt=in_doubt,
-                                        created_at=item.created_at, post_id=post_id))
+                                        created_at=item.created_at, post_id=post_id,
+                                        doubt_threads=threads))
         return tasks
 
     def succeeded(self, task: OutboxTask, *, ts: str | None) -> bool:

@@ -87,6 +87,48 @@ def test_interrupted_note_in_a_card_thread_is_not_posted_twice(runtime, fake_sla
         assert session.get(Outbox, task.id).status == "sent"
 
 
+def test_interrupted_note_is_found_under_a_card_that_moved_since(runtime, fake_slack) -> None:
+    """The worker died after replying in the card's thread, and the card was then
+    reclassified to another channel: the survivor finds the reply in the old thread
+    instead of posting it again under the new card."""
+    from bot.domain import Category, MentionIn
+
+    services = runtime.services
+    [mention_id] = services.ingest([MentionIn(
+        source="twitter", external_id="c4", author="dana",
+        text="my laptop won't boot since the update, help")]).new_ids
+    services.route_pending(owner="w")
+    assert runtime.deliverer.run_once() == 1
+    [old_card] = fake_slack.ok_calls("chat.postMessage")
+    with Session(runtime.engine) as session:
+        outbox.enqueue_message(session=session, channel=old_card.params["channel"],
+                               now=runtime.clock(), mention_id=mention_id,
+                               payload={"channel": old_card.params["channel"],
+                                        outbox.THREAD_ON_CARD: True,
+                                        "text": "Internal note: known bug"})
+        session.commit()
+    doomed = SlackDeliverer(Delivery(services, owner="doomed"), runtime.deliverer.client)
+    [task] = doomed.delivery.lease_due(limit=10)
+    assert doomed._call(task) is not None  # replies under the old card, then dies
+
+    services.workflow.reclassify(mention_id=mention_id, user="U1", category=Category.RANT)
+    survivor = SlackDeliverer(Delivery(services, owner="survivor"), runtime.deliverer.client)
+    runtime.clock.now += timedelta(seconds=2)
+    survivor.run_once()  # the new card goes out (the note is still leased by the dead one)
+    new_card = next(c for c in fake_slack.ok_calls("chat.postMessage")
+                    if c.params["channel"] != old_card.params["channel"])
+    runtime.clock.now += timedelta(seconds=61)
+    survivor.run_once()
+
+    notes = [c for c in fake_slack.ok_calls("chat.postMessage")
+             if c.params.get("text") == "Internal note: known bug"]
+    assert [n.params["thread_ts"] for n in notes] == [fake_slack.ts_of(old_card)]
+    searched = {c.params["ts"] for c in fake_slack.ok_calls("conversations.replies")}
+    assert searched == {fake_slack.ts_of(new_card), fake_slack.ts_of(old_card)}
+    with Session(runtime.engine) as session:
+        assert session.get(Outbox, task.id).status == "sent"
+
+
 def test_interrupted_before_slack_is_posted_once(runtime, fake_slack) -> None:
     """The other half: the worker died before its call reached Slack."""
     from bot.domain import MentionIn
