@@ -1,9 +1,12 @@
-"""Fine-tune the default encoder with LoRA adapters (sentiment + category), then stop.
+"""Fine-tune the default encoder (sentiment + category), then stop.
 
 Usage::
 
-    python scripts/finetune_encoder.py --shared-data ../shared/data --epochs 3 \
+    python scripts/finetune_encoder.py --shared-data ../shared/data --epochs 2 \
         --out /tmp/adapter.safetensors [--rank 16] [--lr 5e-4] [--include-val]
+
+``--rank 0`` (the default) fine-tunes every weight but the word embeddings (the
+shipped recipe, lr 5e-5); ``--rank 16`` trains LoRA adapters instead (lr 5e-4).
 
 The experiment driver behind ``carebot train --finetune``: same rows, plus a per-epoch
 copy of the adapter and dev metrics after every epoch (UMSAB val macro-F1 per language,
@@ -34,9 +37,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared-data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--epochs", type=float, default=3.0)
-    ap.add_argument("--rank", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--epochs", type=float, default=2.0)
+    ap.add_argument("--rank", type=int, default=0, help="0: full fine-tuning; else LoRA rank")
+    ap.add_argument("--lr", type=float, help="default 5e-5 (full) or 5e-4 (LoRA)")
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--extra-share", type=float, default=0.15)
     ap.add_argument("--gold-repeat", type=int, default=1)
@@ -51,7 +54,8 @@ def main() -> None:
     )  # fmt: skip
     print(f"{len(rows)} training rows", flush=True)
     settings = FinetuneSettings(
-        rank=args.rank, alpha=2.0 * args.rank, lr=args.lr, epochs=args.epochs,
+        rank=args.rank, alpha=2.0 * args.rank, epochs=args.epochs,
+        lr=args.lr if args.lr is not None else 5e-4 if args.rank else 5e-5,
         max_tokens=args.max_tokens,
     )  # fmt: skip
     result = finetune(

@@ -123,8 +123,9 @@ def _progress(total: int, label: str) -> Any:
     "--finetune",
     "finetune_epochs",
     type=click.FloatRange(min=0.01),
-    help="First fine-tune the default encoder's LoRA adapter for this many epochs "
-    "(about 12 minutes an epoch on 2 cores), then rebuild the heads on it.",
+    help="First fine-tune the default encoder for this many epochs (full fine-tuning, "
+    "the shipped recipe: about 25 minutes an epoch on 2 cores and 3 GB of RAM), then "
+    "rebuild the heads on it.",
 )
 @click.option(
     "--backend",

@@ -108,7 +108,7 @@ def _write_dir_atomically(target: Path, write: Callable[[Path], None]) -> None:
 
 
 def prepare_finetuned(base_dir: Path, adapter: Path) -> Path:
-    """The base encoder with a LoRA adapter merged in, as its own cached directory.
+    """The base encoder with a fine-tuning adapter merged in, as its own cached directory.
 
     The directory name carries the adapter's digest, so a new adapter gets a new
     directory (and a new ONNX export) and stale caches are never used.
@@ -250,7 +250,7 @@ class Encoder:
             installed, else ``torch``.
         num_threads: intra-op threads (2 suits the target machines).
         batch_size: texts per forward pass.
-        adapter: a LoRA adapter to merge into the default model: ``"shipped"``
+        adapter: a fine-tuning adapter to merge into the default model: ``"shipped"``
             (the one in ``bot/data``, if any), a path, or ``None`` for the plain
             model. Ignored for other models.
     """

