@@ -109,6 +109,32 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(min(fine, key=nll))
 
 
+def fit_prior_shift(logits: np.ndarray, y: np.ndarray, l2: float) -> tuple[float, np.ndarray]:
+    """Temperature and one logit offset per class minimising the NLL of ``y``.
+
+    The offsets move each class's prior towards its share among the rows given
+    (the calibration split: real tweets, whose class mix differs from the training
+    mix of written examples and general-tweet noise). ``l2`` penalises the squared
+    offsets, so a class with a handful of calibration rows barely moves.
+
+    Returns:
+        ``(temperature, offsets)``: calibrated logits are ``logits / t + offsets``.
+    """
+    from scipy.optimize import minimize
+
+    rows = np.arange(len(y))
+
+    def loss(p: np.ndarray) -> float:
+        z = logits / np.exp(p[0]) + p[1:]
+        z = z - z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return float(-log_p[rows, y].mean() + l2 * (p[1:] ** 2).sum())
+
+    start = np.r_[np.log(fit_temperature(logits, y)), np.zeros(logits.shape[1])]
+    best = minimize(loss, start, method="L-BFGS-B").x
+    return float(np.exp(best[0])), np.asarray(best[1:])
+
+
 def fit_head(
     name: str,
     x: np.ndarray,
@@ -121,6 +147,7 @@ def fit_head(
     sample_weight: np.ndarray | None = None,
     balance: float = 1.0,
     lexical: SparseRows | None = None,
+    prior_shift: float | None = None,
     seed: int = 13,
 ) -> Head:
     """Train a logistic-regression head and calibrate it.
@@ -137,6 +164,10 @@ def fit_head(
     ``lexical`` (the ``[n, N_FEATURES]`` rows of
     :meth:`bot.classify.lexical.Lexical.transform`) makes one regression over
     ``[x, lexical]``; its n-gram half becomes ``Head.lexical_weight``.
+
+    ``prior_shift`` (an L2 penalty) also fits one logit offset per class on the
+    held-out rows (:func:`fit_prior_shift`), folded into the bias: for held-out rows
+    drawn from the distribution the head will serve rather than the training mix.
     """
     from scipy import sparse
     from sklearn.linear_model import LogisticRegression
@@ -167,12 +198,17 @@ def fit_head(
         model.fit(features[rows], y[rows], sample_weight=weights)
         return model
 
-    temperature = 1.0
+    temperature, offsets = 1.0, np.zeros(len(classes))
     if len(cal) >= 20 and len(set(y[fit].tolist())) == len(classes):
         first = train(fit)
-        temperature = fit_temperature(first.decision_function(features[cal]), y[cal])
+        held_out = first.decision_function(features[cal])
+        if prior_shift is None:
+            temperature = fit_temperature(held_out, y[cal])
+        else:
+            temperature, offsets = fit_prior_shift(held_out, y[cal], prior_shift)
     final = train(np.arange(len(y)))
     weight, bias = _full_weights(final, len(classes))
+    bias = (bias + offsets * temperature).astype(np.float32)  # (z + o·t) / t = z / t + o
     lexical_weight = None if lexical is None else np.ascontiguousarray(weight[:, dim:].T)
     return Head(name, list(classes), weight[:, :dim].copy(), bias, temperature,
                 lexical_weight=lexical_weight)  # fmt: skip

@@ -191,6 +191,42 @@ def test_head_temperature_is_fitted_on_the_calibration_rows_given() -> None:
     assert on_noisy.proba(x).max(1).mean() < on_clean.proba(x).max(1).mean() - 0.1
 
 
+def test_prior_shift_moves_the_head_to_the_class_mix_of_its_calibration_rows() -> None:
+    """Trained on an even mix, served (and calibrated) on a 70/20/10 one: the per-class
+    offsets must make the head likelier and more accurate on fresh served rows; a
+    heavy penalty must leave it as temperature scaling alone leaves it."""
+    from bot.classify.heads import fit_head
+
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(3, 8))
+
+    def draw(n: int, mix: list[float]) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.choice(3, size=n, p=mix)
+        return centres[y] + rng.normal(size=(n, 8)) * 1.5, y
+
+    served = [0.7, 0.2, 0.1]
+    x_train, y_train = draw(3000, [1 / 3] * 3)
+    x_cal, y_cal = draw(600, served)
+    x_new, y_new = draw(4000, served)
+    x, y = np.vstack([x_train, x_cal]), np.r_[y_train, y_cal]
+    cal = np.r_[np.zeros(len(y_train), dtype=bool), np.ones(len(y_cal), dtype=bool)]
+    names, classes = [str(v) for v in y], ["0", "1", "2"]
+    plain = fit_head("t", x, names, classes, calibration=cal, balance=0.0)
+    shifted = fit_head("t", x, names, classes, calibration=cal, balance=0.0, prior_shift=0.01)
+    pinned = fit_head("t", x, names, classes, calibration=cal, balance=0.0, prior_shift=1e4)
+
+    def nll(head: Head) -> float:
+        return float(-np.log(head.proba(x_new)[np.arange(len(y_new)), y_new]).mean())
+
+    def accuracy(head: Head) -> float:
+        return float((head.proba(x_new).argmax(1) == y_new).mean())
+
+    assert nll(shifted) < nll(plain) - 0.02
+    assert accuracy(shifted) > accuracy(plain) + 0.02
+    assert (shifted.proba(x_new).argmax(1) == 0).mean() > (plain.proba(x_new).argmax(1) == 0).mean()
+    assert np.allclose(pinned.proba(x_new), plain.proba(x_new), atol=0.01)
+
+
 def test_head_balance_one_is_scikit_learns_balanced_and_zero_is_the_natural_mix() -> None:
     from sklearn.linear_model import LogisticRegression
 
