@@ -47,7 +47,9 @@ class RulesClassifier:
         base_confidence: float = 0.55,
     ) -> None:
         self.base_confidence = base_confidence
-        self._patterns: list[tuple[RuleHit, re.Pattern[str]]] = []
+        # (hit, phrase as normalised, pattern): the plain substring test is a cheap
+        # necessary condition, so the regex (word boundaries) runs only on candidates.
+        self._patterns: list[tuple[RuleHit, str, re.Pattern[str]]] = []
         for category, by_lang in terms.items():
             for lang, phrases in by_lang.items():
                 for phrase in phrases:
@@ -55,11 +57,13 @@ class RulesClassifier:
                     if not norm:
                         continue
                     pattern = re.compile(r"(?<!\w)" + re.escape(norm) + r"(?!\w)")
-                    self._patterns.append((RuleHit(Category(category), lang, phrase), pattern))
+                    hit = RuleHit(Category(category), lang, phrase)
+                    self._patterns.append((hit, norm, pattern))
 
     def hits(self, text: str) -> list[RuleHit]:
         norm = normalise(text)
-        return [hit for hit, pattern in self._patterns if pattern.search(norm)]
+        return [hit for hit, needle, pattern in self._patterns
+                if needle in norm and pattern.search(norm)]
 
     def score(self, text: str) -> dict[Category, float]:
         """Evidence per category: one point per word of each distinct matched phrase."""
