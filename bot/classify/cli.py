@@ -68,6 +68,23 @@ def read_rows(path: Path) -> tuple[list[dict[str, str]], list[str]]:
     return rows_csv, list(reader.fieldnames or [])
 
 
+_backend_option = click.option(
+    "--backend",
+    type=click.Choice(["auto", "onnx", "openvino", "torch", "torch-int8"]),
+    default=None,
+    help="Encoder backend (default: CAREBOT_ENCODER_BACKEND, else auto: OpenVINO bf16 "
+    "on CPUs with AMX when installed, else int8 ONNX Runtime; torch is fp32).",
+)
+
+
+def _settings_backend(backend: str | None) -> str:
+    if backend:
+        return backend
+    from bot.config import load_settings
+
+    return load_settings().carebot_encoder_backend
+
+
 def _settings_model(model: str | None) -> str:
     if model:
         return model
@@ -127,18 +144,12 @@ def _progress(total: int, label: str) -> Any:
     "the shipped recipe: about 25 minutes an epoch on 2 cores and 3 GB of RAM), then "
     "rebuild the heads on it.",
 )
-@click.option(
-    "--backend",
-    type=click.Choice(["auto", "onnx", "torch", "torch-int8"]),
-    default="auto",
-    show_default=True,
-    help="Encoder backend (to compare int8 ONNX with fp32 torch on the same dev splits).",
-)
+@_backend_option
 @click.pass_context
 def train(
     ctx: click.Context, shared_data: Path, feedback_file: Path | None, out: Path | None,
     model: str | None, config_path: Path | None, report: Path | None, no_eval: bool,
-    no_ngrams: bool, finetune_epochs: float | None, backend: str,
+    no_ngrams: bool, finetune_epochs: float | None, backend: str | None,
 ) -> None:  # fmt: skip
     """Rebuild the category and sentiment heads (shipped data + feedback)."""
     from bot.classify.engine import get_encoder, heads_path_for
@@ -164,7 +175,7 @@ def train(
                   if r.get("text") and r.get("category")]
     if finetune_epochs is not None:
         _finetune(name, shared_data, finetune_epochs, evaluate=not no_eval)
-    encoder = get_encoder(name, backend)
+    encoder = get_encoder(name, _settings_backend(backend))
     click.echo(f"training heads on {name} ({encoder.backend}); embeddings are cached", err=True)
     result = train_heads(
         encoder, _care_config(config_path), shared_data=shared_data, extra_examples=extra,
@@ -222,9 +233,10 @@ def _finetune(model: str, shared_data: Path, epochs: float, *, evaluate: bool) -
 @click.option("--model", help="Encoder (default: CAREBOT_MODEL).")
 @click.option("--config", "config_path", type=click.Path(exists=True, path_type=Path))
 @click.option("--batch-size", default=256, show_default=True, help="Rows per engine call.")
+@_backend_option
 def classify(
     infile: Path, outfile: Path | None, model: str | None, config_path: Path | None,
-    batch_size: int,
+    batch_size: int, backend: str | None,
 ) -> None:  # fmt: skip
     """Classify the `text` column of a CSV or JSONL file."""
     from bot.classify.engine import build_classifier, route_for
@@ -233,7 +245,7 @@ def classify(
     if "text" not in columns:
         raise click.BadParameter("input has no `text` column", param_hint="INFILE")
     config = _care_config(config_path)
-    engine = build_classifier(config, _settings_model(model))
+    engine = build_classifier(config, _settings_model(model), backend=_settings_backend(backend))
     renamed = {c: f"input_{c}" for c in columns if c in OUTPUT_COLUMNS}
     results: list[dict[str, Any]] = []
     with _progress(len(rows), "classifying") as bar:
@@ -298,7 +310,11 @@ def _render(rows: list[dict[str, Any]], header: list[str], jsonl: bool) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 @click.option("--model", help="Encoder (default: CAREBOT_MODEL).")
 @click.option("--config", "config_path", type=click.Path(exists=True, path_type=Path))
-def eval_cmd(infile: Path, as_json: bool, model: str | None, config_path: Path | None) -> None:
+@_backend_option
+def eval_cmd(
+    infile: Path, as_json: bool, model: str | None, config_path: Path | None,
+    backend: str | None,
+) -> None:  # fmt: skip
     """Score the engine and the rules-only baseline on a labelled file."""
     from bot.classify.engine import build_classifier
     from bot.classify.lang import normalise_lang
@@ -313,7 +329,7 @@ def eval_cmd(infile: Path, as_json: bool, model: str | None, config_path: Path |
         if column in columns:
             _normalise_labels(rows, column, labels)
     config = _care_config(config_path)
-    engine = build_classifier(config, _settings_model(model))
+    engine = build_classifier(config, _settings_model(model), backend=_settings_backend(backend))
     texts = [r["text"] for r in rows]
     with _progress(len(rows), "evaluating") as bar:
         preds = engine.predict(texts, [r.get("lang") or None for r in rows], progress=bar.update)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.classify.encoder import ONNX_FILE, Encoder, cache_dir
+from bot.classify.encoder import ONNX_FILE, OPENVINO_DIR, Encoder, cache_dir
 from bot.classify.engine import EngineClassifier, model_overrides
 from bot.classify.heads import Head, Heads, fit_head
 from bot.classify.lexical import Lexical, SparseRows
@@ -115,7 +115,8 @@ class EmbeddingCache:
 
     def __init__(self, encoder: Encoder) -> None:
         self.encoder = encoder
-        variant = f"{encoder.name}|{encoder.backend}|{ONNX_FILE}"  # a new recipe, new vectors
+        recipe = OPENVINO_DIR if encoder.backend == "openvino" else ONNX_FILE
+        variant = f"{encoder.name}|{encoder.backend}|{recipe}"  # a new recipe, new vectors
         key = hashlib.sha1(variant.encode()).hexdigest()[:12]
         self.path = cache_dir() / f"embeddings-{key}.npz"
         self._vectors: dict[str, np.ndarray] = {}

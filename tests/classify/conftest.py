@@ -84,4 +84,5 @@ def real_engine(care_config: CareConfig) -> EngineClassifier:
 
 @pytest.fixture(scope="session")
 def default_encoder():  # type: ignore[no-untyped-def]
-    return get_encoder("default")
+    """The default model on int8 ONNX Runtime ("auto" picks OpenVINO on CPUs with AMX)."""
+    return get_encoder("default", "onnx")

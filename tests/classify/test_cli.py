@@ -65,6 +65,23 @@ def test_classify_jsonl_in_and_out(tmp_path, real_engine) -> None:
     assert [r["lang"] for r in rows] == [lang for *_x, lang in ROWS]
 
 
+def test_classify_on_openvino_agrees_with_int8_onnx(labelled_csv, real_engine) -> None:
+    """`--backend` picks the encoder backend; both give the same calls on clear mentions."""
+    outputs = {}
+    for backend in ("onnx", "openvino"):
+        result = CliRunner().invoke(
+            classify, [str(labelled_csv), "--backend", backend], catch_exceptions=False
+        )
+        assert result.exit_code == 0, result.output
+        outputs[backend] = list(csv.DictReader(io.StringIO(result.stdout)))
+    onnx, openvino = outputs["onnx"], outputs["openvino"]
+    assert [r["category"] for r in openvino] == [r["category"] for r in onnx]
+    assert [r["sentiment"] for r in openvino] == [r["sentiment"] for r in onnx]
+    for a, b in zip(onnx, openvino, strict=True):
+        assert abs(float(a["confidence"]) - float(b["confidence"])) < 0.1
+    assert sum(r["category"] == c for r, (*_x, c, _l) in zip(openvino, ROWS, strict=True)) >= 5
+
+
 def test_classify_requires_text_column(tmp_path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("body\nhello\n")

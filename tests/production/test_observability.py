@@ -237,9 +237,11 @@ def test_cli_logging_is_json_and_redacted_for_every_logger(
     assert SECRETS["ingest"] not in err and SECRETS["signing"] not in err
 
 
-def test_log_format_setting_is_validated() -> None:
+def test_log_format_and_encoder_backend_settings_are_validated() -> None:
     with pytest.raises(ConfigError, match="CAREBOT_LOG_FORMAT: Input should be 'text' or 'json'"):
         load_settings(carebot_log_format="xml", _env_file=None)
+    with pytest.raises(ConfigError, match="CAREBOT_ENCODER_BACKEND: Input should be 'auto', 'onnx'"):
+        load_settings(carebot_encoder_backend="gpu", _env_file=None)
 
 
 def test_metrics_token_guards_metrics_when_set(fake_slack: FakeSlack, tmp_path,
