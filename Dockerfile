@@ -31,9 +31,13 @@ RUN useradd --create-home --home-dir /home/carebot --uid 10001 --shell /usr/sbin
 USER carebot
 WORKDIR /home/carebot
 
-# Prepare the shipped classification model at build time (converted weights and the int8
-# ONNX export land in ~/.cache/carebot), so a replica starts ready instead of converting it.
-RUN HF_HUB_OFFLINE=1 python -c "from bot.config import load_care_config; \
+# Prepare the shipped classification model at build time (converted weights, the int8
+# ONNX export and the OpenVINO export land in ~/.cache/carebot), so a replica starts ready
+# instead of converting it. Both exports: the build host's CPU need not be the one the
+# replicas run on, and "auto" picks OpenVINO where the CPU has AMX, int8 ONNX elsewhere.
+RUN HF_HUB_OFFLINE=1 python -c "from bot.classify.encoder import Encoder; \
+Encoder(backend='onnx'); Encoder(backend='openvino')" && \
+    HF_HUB_OFFLINE=1 python -c "from bot.config import load_care_config; \
 from bot.classify.factory import build_classifier; \
 build_classifier(load_care_config(None)).predict(['warm-up'], [None])"
 
