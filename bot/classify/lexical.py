@@ -18,6 +18,7 @@ is lowercased and URLs and @handles are masked first, so the head learns
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 from collections.abc import Sequence
@@ -40,14 +41,25 @@ def normalise(text: str) -> str:
 
 def ngram_ids(text: str) -> np.ndarray:
     """Hashed ``char_wb`` n-gram ids of one text (with repeats)."""
+    words = normalise(text).split()
+    if not words:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([_word_ngram_ids(word) for word in words]).astype(np.int64)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _word_ngram_ids(word: str) -> np.ndarray:
+    """The hashed n-grams of one space-padded word; words repeat, so they are cached
+    (at most 16,384 words, a few MB)."""
     low, high = NGRAM_RANGE
     crc, ids = zlib.crc32, []
-    for word in normalise(text).split():
-        padded = f" {word} ".encode()
-        size = len(padded)
-        for n in range(low, min(high, size) + 1):
-            ids += [crc(padded[i : i + n]) for i in range(size - n + 1)]
-    return np.asarray(ids, dtype=np.int64) % N_FEATURES
+    padded = f" {word} ".encode()
+    size = len(padded)
+    for n in range(low, min(high, size) + 1):
+        ids += [crc(padded[i : i + n]) % N_FEATURES for i in range(size - n + 1)]
+    ids_array = np.asarray(ids, dtype=np.int32)
+    ids_array.flags.writeable = False  # shared by every caller
+    return ids_array
 
 
 @dataclass(frozen=True)
