@@ -434,6 +434,8 @@ class Encoder:
             raise ValueError(f"unknown encoder backend {backend!r} (one of: {choices})")
         self.prefix = "query: " if model == DEFAULT_MODEL or "e5" in model.lower() else ""
         self.forward_calls = 0
+        self.encoded_texts = 0
+        self._streams = 1
         self._lock = threading.Lock()
         ref = str(path) if model == DEFAULT_MODEL or path.exists() else model
         try:
@@ -482,6 +484,7 @@ class Encoder:
             }  # fmt: skip
             compiled = ov.Core().compile_model(str(ov_dir / OPENVINO_MODEL), "CPU", config)
             self._queue = ov.AsyncInferQueue(compiled, threads)
+            self._streams = threads
             self._table = EmbeddingRows(ov_dir / OPENVINO_EMBEDDINGS)
             self._load_fast_tokenizer(Path(ref))
             self.dim = int(compiled.outputs[0].get_partial_shape()[-1].get_length())
@@ -524,19 +527,22 @@ class Encoder:
     ) -> np.ndarray:
         """Embed ``texts`` -> float32 ``[n, dim]``, L2-normalised.
 
-        Texts are sorted by length so each batch pads little; exactly one
-        forward pass per batch of ``batch_size`` texts.
+        Texts are sorted by length so each batch pads little; each text goes
+        through the model once, exactly one forward pass per batch
+        (:meth:`batch_length`).
         """
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        size = self.batch_length(len(texts))
         with self._lock:
+            self.encoded_texts += len(texts)
             if self.backend == "openvino":
-                self._encode_openvino(texts, order, out, progress)
+                self._encode_openvino(texts, order, size, out, progress)
                 return out
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
+            for start in range(0, len(order), size):
+                idx = order[start : start + size]
                 batch = [self.prefix + texts[i] for i in idx]
                 self.forward_calls += 1
                 out[idx] = self._forward(batch)
@@ -544,8 +550,16 @@ class Encoder:
                     progress(len(idx))
         return out
 
+    def batch_length(self, n: int) -> int:
+        """Texts per forward pass when encoding ``n`` texts: ``batch_size``, except that
+        OpenVINO splits fewer texts evenly over its streams, so a batch of 10 keeps both
+        cores busy rather than one (62.8 -> 41 ms for 10 tweets here; int8 ONNX 40)."""
+        if self.backend != "openvino":
+            return self.batch_size
+        return max(1, min(self.batch_size, -(-n // self._streams)))
+
     def _encode_openvino(
-        self, texts: Sequence[str], order: list[int], out: np.ndarray,
+        self, texts: Sequence[str], order: list[int], size: int, out: np.ndarray,
         progress: Callable[[int], None] | None,
     ) -> None:  # fmt: skip
         """Batches go to the stream queue as soon as they are tokenised, so the next
@@ -559,8 +573,8 @@ class Encoder:
                 failures.append(exc)
 
         self._queue.set_callback(done)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
+        for start in range(0, len(order), size):
+            idx = order[start : start + size]
             # Widths rounded to 8 tokens bound the shapes OpenVINO compiles kernels for.
             ids, mask = self._token_ids([self.prefix + texts[i] for i in idx], multiple=8)
             embeds = self._table[ids]

@@ -122,6 +122,10 @@ def test_openvino_backend_tracks_fp32_with_the_embedding_table_outside_the_graph
     before = encoder.forward_calls
     ours = encoder.encode(texts)
     assert encoder.forward_calls == before + -(-len(texts) // 32)  # one pass per batch
+    # Fewer texts than two batches are split evenly over the two streams.
+    assert [encoder.batch_length(n) for n in (1, 2, 10, 64, 65, 1000)] == [1, 1, 5, 32, 32, 32]
+    encoder.encode(TEXTS * 3)  # 12 texts: two passes of 6
+    assert encoder.forward_calls == before + -(-len(texts) // 32) + 2
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-3)
     cosine = (Encoder("default", backend="torch").encode(texts) * ours).sum(1)
     assert np.percentile(cosine, 1) > 0.995 and cosine.min() > 0.99, np.sort(cosine)[:5]
@@ -215,9 +219,11 @@ def test_batch_is_one_forward_pass(default_encoder) -> None:
 
 def test_engine_one_pass_gives_category_sentiment_and_lang(real_engine: EngineClassifier) -> None:
     encoder = real_engine.encoder
-    before = encoder.forward_calls
+    before, texts_before = encoder.forward_calls, encoder.encoded_texts
     preds = real_engine.predict(TEXTS)
-    assert encoder.forward_calls == before + 1
+    # Each text through the encoder once; both heads read that one embedding.
+    assert encoder.encoded_texts == texts_before + len(TEXTS)
+    assert encoder.forward_calls == before + -(-len(TEXTS) // encoder.batch_length(len(TEXTS)))
     assert [p.lang for p in preds] == ["en", "fr", "de", "ru"]
     for p in preds:
         assert 0.0 <= p.confidence <= 1.0 and -1.0 <= (p.sentiment_score or 0) <= 1.0
