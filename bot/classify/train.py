@@ -115,7 +115,10 @@ class EmbeddingCache:
 
     def __init__(self, encoder: Encoder) -> None:
         self.encoder = encoder
-        recipe = OPENVINO_DIR if encoder.backend == "openvino" else ONNX_FILE
+        # int8 ONNX quantises activations per batch, so batching is part of its recipe:
+        # batches sorted by token count (2026-12-01) give other vectors than by characters.
+        recipes = {"openvino": OPENVINO_DIR, "onnx": f"{ONNX_FILE}|token-sorted"}
+        recipe = recipes.get(encoder.backend, ONNX_FILE)
         variant = f"{encoder.name}|{encoder.backend}|{recipe}"  # a new recipe, new vectors
         key = hashlib.sha1(variant.encode()).hexdigest()[:12]
         self.path = cache_dir() / f"embeddings-{key}.npz"
