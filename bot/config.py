@@ -30,6 +30,8 @@ from bot.errors import ConfigError
 from bot.sources.config import NoiseConfig, SourceConfig, check_sources
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+#: How the default encoder runs (``bot.classify.encoder``): ``auto`` picks one of the others.
+EncoderBackend = Literal["auto", "onnx", "openvino", "torch", "torch-int8"]
 PLACEHOLDERS = {"changeme", "change-me", "xoxb-your-token", "secret", "todo", "xxx"}
 
 
@@ -51,7 +53,7 @@ class Settings(BaseSettings):
     carebot_model: str = "default"
     #: How the default encoder runs: ``auto`` (OpenVINO bf16 on CPUs with AMX when it is
     #: installed, else int8 ONNX Runtime), or one of them by name (``torch`` is fp32).
-    carebot_encoder_backend: Literal["auto", "onnx", "openvino", "torch", "torch-int8"] = "auto"
+    carebot_encoder_backend: EncoderBackend = "auto"
     carebot_env: str = "production"
     carebot_log_level: str = "INFO"
     #: ``text`` (default) or ``json``: one JSON object per log line.

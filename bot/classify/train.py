@@ -243,14 +243,30 @@ def _category_dev(
     care_config: CareConfig,
     featuriser: Lexical | None = None,
 ) -> dict[str, Any]:
+    head = category_dev_head(cats, x, w, featuriser)
+    return category_dev_report(head, cats, x, care_config, featuriser)
+
+
+def category_dev_head(
+    cats: list[Example], x: np.ndarray, w: np.ndarray, featuriser: Lexical | None = None
+) -> Head:
+    """The category head as shipped, fitted without the dev rows."""
     dev = np.asarray([_category_dev_row(e) for e in cats])
     fit = [e for e, d in zip(cats, dev, strict=True) if not d]
-    head = fit_head(
+    return fit_head(
         "category", x[~dev], [e.label for e in fit], CATEGORIES, sample_weight=w[~dev],
         calibration=np.asarray([is_calibration(e) for e in fit]), c=CATEGORY_C,
         balance=CATEGORY_BALANCE, prior_shift=CATEGORY_PRIOR_SHIFT,
         lexical=_features(featuriser, fit),
     )  # fmt: skip
+
+
+def category_dev_report(
+    head: Head, cats: list[Example], x: np.ndarray, care_config: CareConfig,
+    featuriser: Lexical | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The engine (``head`` + rules) on the dev rows of ``cats``, embedded as ``x``."""
+    dev = np.asarray([_category_dev_row(e) for e in cats])
     dev_rows = [e for e, d in zip(cats, dev, strict=True) if d]
     preds = _engine(head, care_config, x.shape[1], featuriser).predict_embedded(
         [r.text for r in dev_rows], x[dev]
@@ -320,13 +336,22 @@ def category_report(
 
 def _sentiment_dev(sents: list[Example], x: np.ndarray, w: np.ndarray) -> dict[str, Any]:
     """Fit without UMSAB val, evaluate on it per language (plus a Mozetič polarity proxy)."""
-    dev = np.asarray([e.source == "umsab_val" for e in sents])
-    moz = np.asarray([is_mozetic_heldout(e) for e in sents])
-    fit = ~dev & ~moz
-    head = fit_head(
+    return sentiment_dev_report(sentiment_dev_head(sents, x, w), sents, x)
+
+
+def sentiment_dev_head(sents: list[Example], x: np.ndarray, w: np.ndarray) -> Head:
+    """The sentiment head as shipped, fitted without UMSAB val and the held-out Mozetič rows."""
+    fit = np.asarray([e.source != "umsab_val" and not is_mozetic_heldout(e) for e in sents])
+    return fit_head(
         "sentiment", x[fit], [e.label for e, f in zip(sents, fit, strict=True) if f], SENTIMENTS,
         c=SENTIMENT_C, sample_weight=w[fit], balance=0.0,
     )  # fmt: skip
+
+
+def sentiment_dev_report(head: Head, sents: list[Example], x: np.ndarray) -> dict[str, Any]:
+    """``head`` on UMSAB val per language and on the held-out Mozetič rows, embedded as ``x``."""
+    dev = np.asarray([e.source == "umsab_val" for e in sents])
+    moz = np.asarray([is_mozetic_heldout(e) for e in sents])
     rows = [e for e in sents if e.source == "umsab_val"]
     proba = head.proba(x[dev])
     pred = [SENTIMENTS[i] for i in proba.argmax(1)]
