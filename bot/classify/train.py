@@ -20,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from bot.classify.encoder import ONNX_FILE, OPENVINO_DIR, Encoder, cache_dir
+from bot.classify.encoder import ONNX_FILE, Encoder, cache_dir
 from bot.classify.engine import EngineClassifier, model_overrides
 from bot.classify.heads import Head, Heads, fit_head
 from bot.classify.lexical import Lexical, SparseRows
 from bot.classify.metrics import classification_report, polarity_accuracy, threshold_sweep
+from bot.classify.ov_backend import OPENVINO_DIR
 from bot.classify.rules import RulesClassifier
 from bot.config import CareConfig
 from bot.domain import Category, Prediction, Sentiment

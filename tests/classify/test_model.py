@@ -106,13 +106,8 @@ def test_openvino_backend_tracks_fp32_with_the_embedding_table_outside_the_graph
     """bf16 on CPUs with AMX (fp32 elsewhere): it should match fp32 torch far closer than
     int8 does, on real tweets and in every language; the word-embedding table is a
     separate float16 file read row by row, not part of the compiled graph."""
-    from bot.classify.encoder import (
-        OPENVINO_EMBEDDINGS,
-        OPENVINO_MODEL,
-        default_adapter,
-        prepare_finetuned,
-        prepare_openvino,
-    )
+    from bot.classify.encoder import default_adapter, prepare_finetuned
+    from bot.classify.ov_backend import OPENVINO_EMBEDDINGS, OPENVINO_MODEL, prepare_openvino
     from bot.classify.train import category_examples, is_dev
 
     texts = [e.text for e in category_examples() if is_dev(e) and e.source.endswith("-gold")]
@@ -140,7 +135,7 @@ def test_openvino_backend_tracks_fp32_with_the_embedding_table_outside_the_graph
 
 
 def test_embedding_rows_reads_exactly_the_rows_asked_for(tmp_path) -> None:
-    from bot.classify.encoder import EmbeddingRows
+    from bot.classify.ov_backend import EmbeddingRows
 
     table = np.random.default_rng(0).normal(size=(1000, 12)).astype(np.float16)
     np.save(tmp_path / "t.npy", table)
