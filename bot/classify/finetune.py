@@ -29,7 +29,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,52 @@ def merge_adapter(state: dict[str, Any], adapter: Path) -> dict[str, Any]:
             elif ".lora_" not in key and not key.endswith(DELTA_SCALE):
                 state[key] = fh.get_tensor(key).float()  # fully trained small tensors
     return state
+
+
+def soup_adapters(adapters: Sequence[Path], base: dict[str, Any], out: Path) -> Path:
+    """A uniform "model soup" (Wortsman et al. 2022): the weights of several
+    fine-tuning runs of the same base model, averaged, saved as one full
+    fine-tuning adapter (``rank`` 0) for ``base`` (a ``BertModel`` state dict).
+
+    Runs from one pre-trained start that differ in seed or settings usually lie in
+    one basin of the loss, and their mean often scores better than each run at no
+    inference cost (the merged model has the base model's shape). The metadata keeps
+    the first run's settings, each run's file digest, settings and last dev figures
+    (``soup``), and an empty history.
+
+    Raises:
+        ValueError: fewer than two adapters, or one that does not fit ``base``.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    if len(adapters) < 2:
+        raise ValueError("a soup needs at least two adapters")
+    total: dict[str, Any] = {}
+    count: dict[str, int] = {}
+    runs: list[dict[str, Any]] = []
+    for path in adapters:
+        merged = merge_adapter(dict(base), path)
+        for name, weight in merged.items():
+            if weight is not base[name]:  # merge_adapter replaced it: a trained weight
+                total[name] = total[name] + weight.float() if name in total else weight.float()
+                count[name] = count.get(name, 0) + 1
+        with safe_open(str(path), framework="pt") as fh:
+            meta = dict(fh.metadata() or {})
+        history = json.loads(meta.pop("history", "[]"))
+        runs.append({"file": path.name, "sha256": adapter_digest(path), **meta,
+                     "last_epoch": history[-1] if history else None})
+    n = len(adapters)  # a weight one run left alone counts at its base value
+    mean = {name: (weight + (n - count[name]) * base[name].float()) / n
+            for name, weight in total.items()}
+    meta = {k: str(v) for k, v in runs[0].items()
+            if k in {f.name for f in fields(FinetuneSettings)}}
+    meta.update(rank="0", history="[]", soup=json.dumps(runs))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    save_file(full_delta(mean, base), str(tmp), metadata=meta)
+    tmp.replace(out)
+    return out
 
 
 def full_delta(trained: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.classify.finetune import FinetuneSettings, Row, finetune, full_delta, merge_adapter
+from bot.classify.finetune import (
+    FinetuneSettings,
+    Row,
+    finetune,
+    full_delta,
+    merge_adapter,
+    soup_adapters,
+)
 
 
 def _adapter(path: Path, tensors: dict, rank: int = 2, alpha: float = 4.0) -> Path:
@@ -60,6 +67,54 @@ def test_full_delta_stores_the_change_in_int8_and_merges_back(tmp_path) -> None:
     assert torch.allclose(merged["x.bias"], trained["x.bias"], atol=1e-3)  # fp16 vector
     with pytest.raises(ValueError, match="no weight x.weight of that shape"):
         merge_adapter({"x.weight": torch.zeros(8, 6)}, path)
+
+
+def test_soup_is_the_mean_of_the_runs_weights(tmp_path) -> None:
+    """Two full fine-tuning runs and a LoRA run souped: merging the soup gives the
+    mean of the three merged models, a weight a run left alone counting at its base
+    value; the runs' settings and figures are kept in the metadata."""
+    import json
+
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    base = {"x.weight": torch.randn(6, 8), "x.bias": torch.randn(6), "y.weight": torch.randn(4, 8)}
+    runs = []
+    for seed in (1, 2):
+        trained = {k: v + 0.05 * torch.randn(v.shape) for k, v in base.items()}
+        path = tmp_path / f"run{seed}.safetensors"
+        history = json.dumps([{"epoch": 2, "sentiment_val_f1": 0.68 + seed / 100}])
+        save_file(full_delta(trained, base), str(path), metadata={
+            "rank": "0", "alpha": "0.0", "lr": "5e-05", "seed": str(seed), "history": history})
+        runs.append(path)
+    lora = _adapter(tmp_path / "lora.safetensors",
+                    {"x.lora_a": torch.randn(2, 8), "x.lora_b": 0.1 * torch.randn(6, 2)})
+    merged = [merge_adapter(dict(base), p) for p in (*runs, lora)]
+    expected = {k: sum(m[k].float() for m in merged) / 3 for k in base}
+
+    out = soup_adapters([*runs, lora], base, tmp_path / "soup" / "soup.safetensors")
+    souped = merge_adapter(dict(base), out)
+    for name, want in expected.items():
+        step = float((want - base[name]).abs().max()) / 254 + 1e-3  # int8 rows, fp16 vectors
+        assert float((souped[name] - want).abs().max()) <= step, name
+    # The soup is not any one run.
+    assert float((souped["x.weight"] - merged[0]["x.weight"]).abs().max()) > 0.01
+    with safe_open(str(out), framework="pt") as fh:
+        meta = fh.metadata()
+    assert meta["rank"] == "0" and meta["seed"] == "1" and json.loads(meta["history"]) == []
+    soup = json.loads(meta["soup"])
+    assert [r["file"] for r in soup] == ["run1.safetensors", "run2.safetensors", "lora.safetensors"]
+    assert soup[1]["seed"] == "2"
+    assert soup[1]["last_epoch"]["sentiment_val_f1"] == pytest.approx(0.70)
+    assert len(soup[0]["sha256"]) == 12 and soup[2]["last_epoch"] is None
+
+    with pytest.raises(ValueError, match="at least two"):
+        soup_adapters(runs[:1], base, tmp_path / "one.safetensors")
+    with pytest.raises(ValueError, match="no weight"):
+        soup_adapters(runs, {"z.weight": torch.zeros(1)}, tmp_path / "bad.safetensors")
+    assert not (tmp_path / "bad.safetensors").exists()
 
 
 @pytest.mark.slow
