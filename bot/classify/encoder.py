@@ -221,12 +221,11 @@ def prepare_onnx(model_dir: Path) -> Path:
     return target
 
 
-def _has_openvino() -> bool:
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def _installed(*modules: str) -> bool:
+    """Whether every module named can be imported (checked without importing it)."""
+    from importlib.util import find_spec
+
+    return all(find_spec(name) is not None for name in modules)
 
 
 def auto_backend(model: str = DEFAULT_MODEL, *, openvino: bool = True) -> str:
@@ -241,9 +240,10 @@ def auto_backend(model: str = DEFAULT_MODEL, *, openvino: bool = True) -> str:
     """
     if model != DEFAULT_MODEL:
         return "torch"
-    if openvino and cpu_has_amx() and _has_openvino():
+    if openvino and cpu_has_amx() and _installed("openvino"):
         return "openvino"
-    return "onnx" if _has_onnxruntime() else "torch"
+    # onnx is needed to quantise the export, onnxruntime to run it.
+    return "onnx" if _installed("onnx", "onnxruntime") else "torch"
 
 
 def mean_pool(hidden: Any, attention_mask: Any) -> Any:
@@ -513,12 +513,3 @@ class Encoder:
             tokens.pop("token_type_ids", None)
             hidden = self.model(**tokens).last_hidden_state
             return np.asarray(mean_pool(hidden, tokens["attention_mask"]).float().numpy())
-
-
-def _has_onnxruntime() -> bool:
-    try:
-        import onnx  # noqa: F401  (needed to quantise the export)
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True

@@ -96,12 +96,18 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return np.asarray(e / e.sum(axis=1, keepdims=True))
 
 
+def mean_nll(logits: np.ndarray, y: np.ndarray) -> float:
+    """Mean negative log-likelihood of the classes ``y`` under ``softmax(logits)``."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-log_p[np.arange(len(y)), y].mean())
+
+
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     """Temperature minimising the negative log-likelihood of ``y`` (grid + refine)."""
 
     def nll(t: float) -> float:
-        p = softmax(logits / t)
-        return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).mean())
+        return mean_nll(logits / t, y)
 
     grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 60))
     best = min(grid, key=nll)
@@ -122,13 +128,8 @@ def fit_prior_shift(logits: np.ndarray, y: np.ndarray, l2: float) -> tuple[float
     """
     from scipy.optimize import minimize
 
-    rows = np.arange(len(y))
-
     def loss(p: np.ndarray) -> float:
-        z = logits / np.exp(p[0]) + p[1:]
-        z = z - z.max(axis=1, keepdims=True)
-        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        return float(-log_p[rows, y].mean() + l2 * (p[1:] ** 2).sum())
+        return mean_nll(logits / np.exp(p[0]) + p[1:], y) + l2 * float((p[1:] ** 2).sum())
 
     start = np.r_[np.log(fit_temperature(logits, y)), np.zeros(logits.shape[1])]
     best = minimize(loss, start, method="L-BFGS-B").x

@@ -152,15 +152,20 @@ def test_embedding_rows_reads_exactly_the_rows_asked_for(tmp_path) -> None:
 def test_auto_backend_is_openvino_only_where_amx_runs_bf16(monkeypatch) -> None:
     from bot.classify import encoder as enc
 
-    monkeypatch.setattr(enc, "_has_openvino", lambda: True)
+    monkeypatch.setattr(enc, "_installed", lambda *names: True)
     monkeypatch.setattr(enc, "cpu_has_amx", lambda: True)
     assert enc.auto_backend("default") == "openvino"
     assert enc.auto_backend("/models/other") == "torch"  # other models: transformers
     monkeypatch.setattr(enc, "cpu_has_amx", lambda: False)
     assert enc.auto_backend("default") == "onnx"
     monkeypatch.setattr(enc, "cpu_has_amx", lambda: True)
-    monkeypatch.setattr(enc, "_has_openvino", lambda: False)
+    monkeypatch.setattr(enc, "_installed", lambda *names: "openvino" not in names)
     assert enc.auto_backend("default") == "onnx"
+    monkeypatch.setattr(enc, "_installed", lambda *names: "onnxruntime" not in names)
+    assert enc.auto_backend("default") == "openvino"
+    assert enc.auto_backend("default", openvino=False) == "torch"  # no ONNX Runtime
+    monkeypatch.undo()
+    assert enc._installed("json", "numpy") and not enc._installed("json", "no_such_module_x")
     with pytest.raises(ValueError, match="unknown encoder backend 'tpu'"):
         Encoder("default", backend="tpu")
 
@@ -174,7 +179,7 @@ def test_auto_falls_back_to_int8_onnx_when_openvino_fails(monkeypatch, caplog) -
         raise RuntimeError("CPU plugin could not compile the graph")
 
     monkeypatch.setattr(enc, "cpu_has_amx", lambda: True)
-    monkeypatch.setattr(enc, "_has_openvino", lambda: True)
+    monkeypatch.setattr(enc, "_installed", lambda *names: True)
     monkeypatch.setattr(enc, "prepare_openvino", broken)
     with caplog.at_level("WARNING", logger="bot.classify.encoder"):
         encoder = Encoder("default", backend="auto")
