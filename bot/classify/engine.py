@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -45,6 +47,7 @@ from bot.classify.encoder import (
 )
 from bot.classify.heads import Heads
 from bot.classify.lang import detect_langs
+from bot.classify.lexical import SparseRows
 from bot.classify.rules import RulesClassifier
 from bot.config import CareConfig
 from bot.domain import Category, Prediction, Sentiment
@@ -108,6 +111,19 @@ def route_for(prediction: Prediction, config: CareConfig) -> str:
     return department
 
 
+#: From this many texts a ``predict`` call does its text-side work (rules, n-grams,
+#: language) in a second thread while the encoder runs. 1,000 tweets on OpenVINO
+#: (2 vCPUs): 7 % less time; on ONNX Runtime, which keeps both cores busy, the same.
+OVERLAP_FROM = 64
+
+
+@dataclass(frozen=True)
+class _TextSide:
+    lexical: SparseRows | None
+    rules: list[Prediction]
+    langs: list[str | None]
+
+
 class EngineClassifier:
     """Rules + model classifier implementing the ``Classifier`` protocol.
 
@@ -161,9 +177,16 @@ class EngineClassifier:
     ) -> list[Prediction]:
         if not texts:
             return []
-        heads = self.heads
-        embeddings = self.encoder.encode(texts, progress=progress)
-        return self.predict_embedded(texts, embeddings, langs, heads)
+        heads, encoder = self.heads, self.encoder
+        if len(texts) < OVERLAP_FROM:
+            embeddings = encoder.encode(texts, progress=progress)
+            return self._predict(embeddings, self._text_side(texts, langs, heads), heads)
+        # The text-side work (rules, n-grams, language) runs while the encoder computes:
+        # OpenVINO's streams leave this thread waiting for most of each batch.
+        with ThreadPoolExecutor(1, thread_name_prefix="carebot-text") as pool:
+            side = pool.submit(self._text_side, texts, langs, heads)
+            embeddings = encoder.encode(texts, progress=progress)
+            return self._predict(embeddings, side.result(), heads)
 
     def predict_embedded(
         self,
@@ -174,19 +197,28 @@ class EngineClassifier:
     ) -> list[Prediction]:
         """Combine rules and heads for texts whose embeddings are already known."""
         heads = heads or self.heads
-        lexical = heads.features(texts)
-        cat_p = heads.category.proba(embeddings, lexical)
-        sent_p = heads.sentiment.proba(embeddings, lexical)
-        detected = (
-            detect_langs(texts, langs)
+        return self._predict(embeddings, self._text_side(texts, langs, heads), heads)
+
+    def _text_side(
+        self, texts: Sequence[str], langs: Sequence[str | None] | None, heads: Heads
+    ) -> _TextSide:
+        """Everything that reads the texts but not their embeddings."""
+        detected: list[str | None] = (
+            list(detect_langs(texts, langs))
             if self.detect_language
             else [(langs[i] if langs is not None else None) for i in range(len(texts))]
         )
+        rules = [self.rules.predict_one(text) for text in texts]
+        return _TextSide(heads.features(texts), rules, detected)
+
+    def _predict(self, embeddings: np.ndarray, side: _TextSide, heads: Heads) -> list[Prediction]:
+        cat_p = heads.category.proba(embeddings, side.lexical)
+        sent_p = heads.sentiment.proba(embeddings, side.lexical)
         s_index = {label: i for i, label in enumerate(heads.sentiment.classes)}
         out = []
-        for i, text in enumerate(texts):
+        for i in range(len(side.rules)):
             category, confidence, method = self.combine(
-                self.rules.predict_one(text), cat_p[i], heads.category.classes
+                side.rules[i], cat_p[i], heads.category.classes
             )
             sp = sent_p[i]
             score = float(sp[s_index["positive"]] - sp[s_index["negative"]])
@@ -198,7 +230,7 @@ class EngineClassifier:
                     method=method,
                     sentiment=sentiment,
                     sentiment_score=round(score, 4),
-                    lang=detected[i],
+                    lang=side.langs[i],
                 )
             )
         return out

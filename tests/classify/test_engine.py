@@ -305,3 +305,46 @@ def test_ngram_heads_roundtrip_and_a_wrong_sidecar_is_refused(tmp_path, monkeypa
     sidecar.unlink()
     with pytest.raises(ConfigError, match=r"heads\.lexical\.npz, which is missing.*carebot train"):
         engine_module.load_heads("m", path)
+
+
+def test_large_batches_read_the_texts_while_the_encoder_runs(fake_engine, monkeypatch) -> None:
+    """From OVERLAP_FROM texts, rules / n-grams / language run in a second thread beside
+    the encoder; the predictions are those of the sequential path, in input order."""
+    import threading
+
+    from bot.classify.engine import OVERLAP_FROM
+
+    engine, encoder = fake_engine
+    threads: set[str] = set()
+    rules_one = engine.rules.predict_one
+
+    def recording(text: str):  # type: ignore[no-untyped-def]
+        threads.add(threading.current_thread().name)
+        return rules_one(text)
+
+    monkeypatch.setattr(engine.rules, "predict_one", recording)
+    base = ["my laptop will not boot", "where is my invoice", "awesome support, thanks",
+            "lunch was fine", "please refund my order, the device will not boot"]
+    texts = [f"{base[i % len(base)]} #{i}" for i in range(OVERLAP_FROM + 3)]
+    preds = engine.predict(texts)
+    assert encoder.calls == 1 and len(threads) == 1
+    assert next(iter(threads)).startswith("carebot-text")
+    assert preds == engine.predict_embedded(texts, encoder.encode(texts))
+    assert [p.category for p in preds[:3]] == [Category.CASE, Category.QUERY, Category.RAVE]
+
+    threads.clear()
+    engine.predict(texts[: OVERLAP_FROM - 1])  # small batches (live mentions) stay inline
+    assert threads == {threading.current_thread().name}
+
+
+def test_a_failure_in_the_text_side_thread_reaches_the_caller(fake_engine, monkeypatch) -> None:
+    from bot.classify.engine import OVERLAP_FROM
+
+    engine, _ = fake_engine
+
+    def broken(text: str):  # type: ignore[no-untyped-def]
+        raise RuntimeError("rules blew up")
+
+    monkeypatch.setattr(engine.rules, "predict_one", broken)
+    with pytest.raises(RuntimeError, match="rules blew up"):
+        engine.predict(["text"] * OVERLAP_FROM)
