@@ -39,6 +39,7 @@ from bot.classify.ov_backend import (
     prepare_openvino,
     return_freed_buffers,
 )
+from bot.classify.pieces import PieceTokenizer
 from bot.config import EncoderBackend
 
 logger = logging.getLogger(__name__)
@@ -401,21 +402,20 @@ class Encoder:
             self.dim = int(net.config.hidden_size)
 
     def _load_fast_tokenizer(self, model_dir: Path) -> None:
-        from tokenizers import Tokenizer
+        self._pieces = PieceTokenizer(model_dir, _MAX_TOKENS)
+        self._pad_id = self._pieces.pad_id
 
-        self._fast = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self._fast.enable_truncation(_MAX_TOKENS)
-        self._pad_id = int(self._fast.token_to_id("<pad>") or 1)
-
-    def _pad(self, encodings: list[Any], multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def _pad(
+        self, encodings: list[list[int]], multiple: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Padded ``(input_ids, attention_mask)`` int64 arrays, width rounded up to ``multiple``."""
-        width = max(len(e.ids) for e in encodings)
+        width = max(len(e) for e in encodings)
         width = -(-width // multiple) * multiple
         ids = np.full((len(encodings), width), self._pad_id, dtype=np.int64)
         mask = np.zeros((len(encodings), width), dtype=np.int64)
         for row, enc in enumerate(encodings):
-            ids[row, : len(enc.ids)] = enc.ids
-            mask[row, : len(enc.ids)] = 1
+            ids[row, : len(enc)] = enc
+            mask[row, : len(enc)] = 1
         return ids, mask
 
     def encode(
@@ -436,8 +436,8 @@ class Encoder:
         with self._lock:
             self.encoded_texts += len(texts)
             if self.backend in ("onnx", "openvino"):
-                encodings = self._fast.encode_batch([self.prefix + t for t in texts])
-                order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+                encodings = self._pieces.encode_batch([self.prefix + t for t in texts])
+                order = sorted(range(len(texts)), key=lambda i: len(encodings[i]))
                 if self.backend == "openvino":
                     self._encode_openvino(encodings, order, size, out, progress)
                 else:
@@ -462,7 +462,7 @@ class Encoder:
         return max(1, min(self.batch_size, -(-n // self._streams)))
 
     def _encode_onnx(
-        self, encodings: list[Any], order: list[int], size: int, out: np.ndarray,
+        self, encodings: list[list[int]], order: list[int], size: int, out: np.ndarray,
         progress: Callable[[int], None] | None,
     ) -> None:  # fmt: skip
         for start in range(0, len(order), size):
@@ -475,7 +475,7 @@ class Encoder:
                 progress(len(idx))
 
     def _encode_openvino(
-        self, encodings: list[Any], order: list[int], size: int, out: np.ndarray,
+        self, encodings: list[list[int]], order: list[int], size: int, out: np.ndarray,
         progress: Callable[[int], None] | None,
     ) -> None:  # fmt: skip
         """Batches go to the stream queue as soon as they are padded and embedded, so

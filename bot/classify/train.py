@@ -118,7 +118,11 @@ class EmbeddingCache:
         self.encoder = encoder
         # int8 ONNX quantises activations per batch, so batching is part of its recipe:
         # batches sorted by token count (2026-12-01) give other vectors than by characters.
-        recipes = {"openvino": OPENVINO_DIR, "onnx": f"{ONNX_FILE}|token-sorted"}
+        # "pieces": the sentencepiece tokenizer, which splits ties differently (1 in 2,000).
+        recipes = {
+            "openvino": f"{OPENVINO_DIR}|pieces",
+            "onnx": f"{ONNX_FILE}|token-sorted|pieces",
+        }
         recipe = recipes.get(encoder.backend, ONNX_FILE)
         variant = f"{encoder.name}|{encoder.backend}|{recipe}"  # a new recipe, new vectors
         key = hashlib.sha1(variant.encode()).hexdigest()[:12]
