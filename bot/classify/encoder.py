@@ -39,7 +39,7 @@ from bot.classify.ov_backend import (
     prepare_openvino,
     return_freed_buffers,
 )
-from bot.classify.pieces import PieceTokenizer
+from bot.classify.pieces import PieceTokenizer, ReferenceTokenizer
 from bot.config import EncoderBackend
 
 logger = logging.getLogger(__name__)
@@ -402,7 +402,12 @@ class Encoder:
             self.dim = int(net.config.hidden_size)
 
     def _load_fast_tokenizer(self, model_dir: Path) -> None:
-        self._pieces = PieceTokenizer(model_dir, _MAX_TOKENS)
+        self._pieces: PieceTokenizer | ReferenceTokenizer
+        try:
+            self._pieces = PieceTokenizer(model_dir, _MAX_TOKENS)
+        except OSError as exc:  # e.g. a read-only cache prepared by an older carebot
+            logger.warning("sentencepiece tokenizer unavailable (%s); using tokenizers", exc)
+            self._pieces = ReferenceTokenizer(model_dir, _MAX_TOKENS)
         self._pad_id = self._pieces.pad_id
 
     def _pad(
