@@ -134,7 +134,6 @@ def soup_adapters(adapters: Sequence[Path], base: dict[str, Any], out: Path) -> 
         ValueError: fewer than two adapters, or one that does not fit ``base``.
     """
     from safetensors import safe_open
-    from safetensors.torch import save_file
 
     if len(adapters) < 2:
         raise ValueError("a soup needs at least two adapters")
@@ -158,10 +157,7 @@ def soup_adapters(adapters: Sequence[Path], base: dict[str, Any], out: Path) -> 
     meta = {k: str(v) for k, v in runs[0].items()
             if k in {f.name for f in fields(FinetuneSettings)}}
     meta.update(rank="0", history="[]", soup=json.dumps(runs))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    save_file(full_delta(mean, base), str(tmp), metadata=meta)
-    tmp.replace(out)
+    _write_adapter(out, full_delta(mean, base), meta)
     return out
 
 
@@ -500,7 +496,6 @@ def _save(
     base: dict[str, Any],
 ) -> None:
     import torch
-    from safetensors.torch import save_file
 
     if settings.rank == 0:  # full fine-tuning: the change of every trained weight
         tensors = full_delta(wrapped, base)
@@ -512,6 +507,13 @@ def _save(
         }
     meta = {k: str(v) for k, v in asdict(settings).items()}
     meta["history"] = json.dumps(history)
+    _write_adapter(out, tensors, meta)
+
+
+def _write_adapter(out: Path, tensors: dict[str, Any], meta: dict[str, str]) -> None:
+    """Write an adapter file atomically (a temp file renamed into place)."""
+    from safetensors.torch import save_file
+
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     save_file(tensors, str(tmp), metadata=meta)
