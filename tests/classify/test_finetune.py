@@ -8,14 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.classify.finetune import (
-    FinetuneSettings,
-    Row,
-    finetune,
-    full_delta,
-    merge_adapter,
-    soup_adapters,
-)
+from bot.classify.adapter import full_delta, merge_adapter, soup_adapters
+from bot.classify.finetune import FinetuneSettings, Row, finetune
 
 
 def _adapter(path: Path, tensors: dict, rank: int = 2, alpha: float = 4.0) -> Path:

@@ -47,7 +47,7 @@ def test_shipped_adapter_is_merged_and_heads_match_it(default_encoder) -> None:
     were trained on that exact encoder (its digest is in their identity)."""
     from safetensors import safe_open
 
-    from bot.classify.finetune import adapter_digest, shipped_adapter
+    from bot.classify.adapter import adapter_digest, shipped_adapter
 
     adapter = shipped_adapter()
     assert adapter is not None
