@@ -29,8 +29,17 @@ LABEL_ALIASES = {
 FeedbackProvider = Callable[[], Iterable[tuple[str, Category]]]
 
 
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+TSV_SUFFIXES = (".tsv", ".tab")
+
+
+def _delimiter(path: Path) -> str:
+    return "\t" if path.suffix.lower() in TSV_SUFFIXES else ","
+
+
 def read_rows(path: Path) -> tuple[list[dict[str, str]], list[str]]:
-    """Rows and column names of a CSV or JSONL file (by extension; ``.jsonl``/``.json``).
+    """Rows and column names of a CSV, TSV or JSONL file, by extension
+    (``.jsonl``/``.json``/``.ndjson``, ``.tsv``/``.tab``, anything else CSV).
 
     Raises:
         click.BadParameter: the file is not UTF-8, or a JSONL line is not a JSON object
@@ -42,7 +51,7 @@ def read_rows(path: Path) -> tuple[list[dict[str, str]], list[str]]:
         raise click.BadParameter(
             f"{path.name} is not UTF-8 text (byte {exc.start})", param_hint="INFILE"
         ) from None
-    if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+    if path.suffix.lower() in JSONL_SUFFIXES:
         rows: list[dict[str, Any]] = []
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
@@ -63,7 +72,7 @@ def read_rows(path: Path) -> tuple[list[dict[str, str]], list[str]]:
         for row in rows:
             columns += [k for k in row if k not in columns]
         return [{k: "" if v is None else str(v) for k, v in r.items()} for r in rows], columns
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(path))
     # A short row leaves its missing fields None: read them as empty.
     rows_csv = [{k: v or "" for k, v in r.items() if k is not None} for r in reader]
     return rows_csv, list(reader.fieldnames or [])
@@ -116,7 +125,7 @@ def _progress(total: int, label: str) -> Any:
     "--feedback",
     "feedback_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Extra (text, category) rows, CSV or JSONL.",
+    help="Extra (text, category) rows, CSV, TSV or JSONL.",
 )
 @click.option(
     "--out",
@@ -239,12 +248,14 @@ def classify(
     infile: Path, outfile: Path | None, model: str | None, config_path: Path | None,
     batch_size: int, backend: str | None,
 ) -> None:  # fmt: skip
-    """Classify the `text` column of a CSV or JSONL file."""
+    """Classify the `text` column of a CSV, TSV or JSONL file."""
     from bot.classify.engine import build_classifier, route_for
 
     rows, columns = read_rows(infile)
     if "text" not in columns:
-        raise click.BadParameter("input has no `text` column", param_hint="INFILE")
+        raise click.BadParameter(
+            f"input has no `text` column (columns: {_shown(columns)})", param_hint="INFILE"
+        )
     config = _care_config(config_path)
     engine = build_classifier(config, _settings_model(model), backend=_settings_backend(backend))
     renamed = {c: f"input_{c}" for c in columns if c in OUTPUT_COLUMNS}
@@ -263,8 +274,9 @@ def classify(
                     "sentiment_score": pred.sentiment_score, "lang": pred.lang,
                 })  # fmt: skip
     header = [renamed.get(c, c) for c in columns] + OUTPUT_COLUMNS
-    jsonl = outfile is not None and outfile.suffix.lower() in (".jsonl", ".json", ".ndjson")
-    text = _render(results, header, jsonl)
+    jsonl = outfile is not None and outfile.suffix.lower() in JSONL_SUFFIXES
+    delimiter = "," if outfile is None else _delimiter(outfile)
+    text = _render(results, header, jsonl, delimiter)
     if outfile is None:
         click.echo(text, nl=False)
     else:
@@ -296,11 +308,21 @@ def _normalise_labels(
         )
 
 
-def _render(rows: list[dict[str, Any]], header: list[str], jsonl: bool) -> str:
+def _shown(columns: list[str]) -> str:
+    """The columns read, for an error: a header that did not split says so."""
+    if len(columns) == 1 and ("\t" in columns[0] or "," in columns[0]):
+        return (f"the header read as one, {columns[0]!r}: "
+                "does the file's extension name its delimiter?")
+    return ", ".join(f"`{c}`" for c in columns) or "none"
+
+
+def _render(
+    rows: list[dict[str, Any]], header: list[str], jsonl: bool, delimiter: str = ","
+) -> str:
     if jsonl:
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n", delimiter=delimiter)
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
@@ -325,7 +347,9 @@ def eval_cmd(
 
     rows, columns = read_rows(infile)
     if "text" not in columns or not ({"category", "sentiment"} & set(columns)):
-        raise click.BadParameter("needs `text` and `category` and/or `sentiment` columns")
+        raise click.BadParameter(
+            f"needs `text` and `category` and/or `sentiment` columns (columns: {_shown(columns)})"
+        )
     for column, labels in (("category", CATEGORIES), ("sentiment", SENTIMENTS)):
         if column in columns:
             _normalise_labels(rows, column, labels)

@@ -82,11 +82,34 @@ def test_classify_on_openvino_agrees_with_int8_onnx(labelled_csv, real_engine) -
     assert sum(r["category"] == c for r, (*_x, c, _l) in zip(openvino, ROWS, strict=True)) >= 5
 
 
+def test_classify_tsv_in_and_out(tmp_path, real_engine) -> None:
+    """A tab-separated file keeps its commas and quotes in the text, and `-o x.tsv`
+    writes tab-separated rows that read back the same."""
+    src = tmp_path / "in.tsv"
+    texts = ['@NimbusSupport my order, #1234, never arrived "tracking" says delivered',
+             "@NimbusSupport thank you, you are the best"]
+    src.write_text("ref\ttext\n" + "".join(f"{i}\t{t}\n" for i, t in enumerate(texts)))
+    out = tmp_path / "out.tsv"
+    result = CliRunner().invoke(classify, [str(src), "-o", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "\t" in out.read_text().splitlines()[0]
+    rows, columns = read_rows(out)
+    assert columns == ["ref", "text", *OUTPUT_COLUMNS]
+    assert [r["text"] for r in rows] == texts
+    assert rows[1]["category"] == "rave"
+
+
 def test_classify_requires_text_column(tmp_path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("body\nhello\n")
     result = CliRunner().invoke(classify, [str(bad)])
-    assert result.exit_code != 0 and "text" in result.output
+    assert result.exit_code != 0 and "no `text` column (columns: `body`)" in result.output
+    # A tab-separated file named .csv: the header did not split, and the error says so.
+    misnamed = tmp_path / "mentions.csv"
+    misnamed.write_text("text\tsentiment\nI love it\tpositive\n")
+    result = CliRunner().invoke(eval_cmd, [str(misnamed)])
+    assert result.exit_code == 2
+    assert "does the file's extension name its delimiter?" in result.output
 
 
 def test_unreadable_input_is_a_clear_error_naming_the_line(tmp_path) -> None:
