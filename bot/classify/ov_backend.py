@@ -42,7 +42,7 @@ def prepare_openvino(model_dir: Path) -> Path:
     import torch
     from transformers import AutoModel
 
-    from bot.classify.encoder import _Pooled, _write_dir_atomically
+    from bot.classify.prepare import pooled, write_dir_atomically
 
     net = AutoModel.from_pretrained(model_dir, add_pooling_layer=False, attn_implementation="eager")
     net = net.eval()
@@ -54,7 +54,7 @@ def prepare_openvino(model_dir: Path) -> Path:
         embeds = torch.zeros((2, 5, int(net.config.hidden_size)))
         mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
         torch.onnx.export(
-            _Pooled(net, embeds=True), (embeds, mask), str(onnx_path),
+            pooled(net, embeds=True), (embeds, mask), str(onnx_path),
             input_names=["inputs_embeds", "attention_mask"], output_names=["embedding"],
             opset_version=17, dynamo=False,
             dynamic_axes={"inputs_embeds": axes, "attention_mask": axes, "embedding": {0: "batch"}},
@@ -63,7 +63,7 @@ def prepare_openvino(model_dir: Path) -> Path:
         onnx_path.unlink()
         np.save(tmp / OPENVINO_EMBEDDINGS, table)
 
-    _write_dir_atomically(target, write, marker=OPENVINO_MODEL)
+    write_dir_atomically(target, write, marker=OPENVINO_MODEL)
     return target
 
 

