@@ -19,6 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from bot.classify.prepare import write_file_atomically
+
 ADAPTER_FILE = "encoder-adapter.safetensors"
 #: Key suffixes of a fully fine-tuned matrix in an adapter file: int8 change, row scales.
 DELTA_Q, DELTA_SCALE = ".delta_i8", ".delta_scale"
@@ -141,7 +143,4 @@ def write_adapter(out: Path, tensors: dict[str, Any], meta: dict[str, str]) -> N
     """Write an adapter file atomically (a temp file renamed into place)."""
     from safetensors.torch import save_file
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(out)
+    write_file_atomically(out, lambda tmp: save_file(tensors, str(tmp), metadata=meta))

@@ -17,11 +17,11 @@ without its model), then segmented by sentencepiece: the ids equal the
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from bot.classify.prepare import write_file_atomically
 
 PIECES_FILE = "tokenizer-pieces.model"
 #: ``tokenizer.json`` with a one-piece vocabulary: its normaliser, loaded in
@@ -65,16 +65,11 @@ def prepare_pieces(model_dir: Path) -> tuple[Path, Path]:
     proto.normalizer_spec.remove_extra_whitespaces = False
     proto.normalizer_spec.escape_whitespaces = True
     spec["model"] = {"type": "Unigram", "unk_id": 0, "vocab": [["<unk>", 0.0]]}
-    _write(normalizer_path, json.dumps(spec).encode("utf-8"))
-    _write(pieces_path, proto.SerializeToString())
+    normalizer = json.dumps(spec).encode("utf-8")
+    write_file_atomically(normalizer_path, lambda tmp: tmp.write_bytes(normalizer))
+    pieces = proto.SerializeToString()
+    write_file_atomically(pieces_path, lambda tmp: tmp.write_bytes(pieces))
     return pieces_path, normalizer_path
-
-
-def _write(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, target)
 
 
 class PieceTokenizer:

@@ -106,6 +106,23 @@ def write_dir_atomically(
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def write_file_atomically(target: Path, write: Callable[[Path], object]) -> None:
+    """Run ``write`` on a temporary file beside ``target`` (same suffix, so writers
+    that add one, like ``np.savez``, leave the name alone), then rename it into place:
+    readers see the old file or the new one, never half of one. The temporary file is
+    removed if ``write`` fails."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=target.name + ".tmp-", suffix=target.suffix,
+                                dir=target.parent)  # fmt: skip
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def prepare_finetuned(base_dir: Path, adapter: Path) -> Path:
     """The base encoder with a fine-tuning adapter merged in, as its own cached directory.
 

