@@ -17,7 +17,6 @@ on a CRM that is down for longer than the configured timeout.
 
 from __future__ import annotations
 
-import csv
 import logging
 import re
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path
 import httpx
 
 from bot.config import CustomerLookupConfig
+from bot.csvrows import dict_rows
 from bot.errors import InvalidInput
 
 log = logging.getLogger(__name__)
@@ -63,22 +63,21 @@ def read_customers_csv(path: Path) -> tuple[list[CustomerRow], list[str]]:
     """Parse a customers CSV. Returns (rows, problems); a problem names its line.
 
     Raises:
-        InvalidInput: the file cannot be read or lacks the ``customer_id`` column.
+        InvalidInput: the file cannot be read, lacks the ``customer_id`` column, or
+            leaves a quote open (the message names the line).
     """
     try:
         text = path.read_text("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"cannot read {path}: {exc}") from None
-    reader = csv.DictReader(text.splitlines())
-    fields = {f.strip().lower() for f in reader.fieldnames or []}
-    if "customer_id" not in fields:
+    records, columns = dict_rows(text, name=path.name)
+    if "customer_id" not in {f.strip().lower() for f in columns}:
         raise InvalidInput(f"{path}: the header must name a customer_id column "
                            "(and usually name, tier, handles)")
     rows: list[CustomerRow] = []
     problems: list[str] = []
-    for line, raw in enumerate(reader, start=2):
-        record = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()
-                  if isinstance(v, str) or v is None}
+    for line, raw in records:
+        record = {k.strip().lower(): v.strip() for k, v in raw.items()}
         external_id = record.get("customer_id", "")
         tier = record.get("tier", "").lower() or None
         if not external_id:

@@ -13,7 +13,9 @@ from typing import Any, get_args
 import click
 
 from bot.config import EncoderBackend
+from bot.csvrows import dict_rows
 from bot.domain import Category
+from bot.errors import InvalidInput
 
 #: Output columns ``classify`` appends to the input columns. An input column of the same
 #: name (a labelled file's ``category``, a ``lang`` hint) is kept as ``input_<name>``.
@@ -42,8 +44,8 @@ def read_rows(path: Path) -> tuple[list[dict[str, str]], list[str]]:
     (``.jsonl``/``.json``/``.ndjson``, ``.tsv``/``.tab``, anything else CSV).
 
     Raises:
-        click.BadParameter: the file is not UTF-8, or a JSONL line is not a JSON object
-            (the message names the line).
+        click.BadParameter: the file is not UTF-8, a JSONL line is not a JSON object,
+            or a CSV quote is left open (the message names the line).
     """
     try:
         text = path.read_text("utf-8-sig")
@@ -72,10 +74,11 @@ def read_rows(path: Path) -> tuple[list[dict[str, str]], list[str]]:
         for row in rows:
             columns += [k for k in row if k not in columns]
         return [{k: "" if v is None else str(v) for k, v in r.items()} for r in rows], columns
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(path))
-    # A short row leaves its missing fields None: read them as empty.
-    rows_csv = [{k: v or "" for k, v in r.items() if k is not None} for r in reader]
-    return rows_csv, list(reader.fieldnames or [])
+    try:
+        rows_csv, columns = dict_rows(text, name=path.name, delimiter=_delimiter(path))
+    except InvalidInput as exc:
+        raise click.BadParameter(str(exc), param_hint="INFILE") from None
+    return [row for _, row in rows_csv], columns
 
 
 _backend_option = click.option(

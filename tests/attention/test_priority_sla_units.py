@@ -88,6 +88,16 @@ def test_customer_csv_reports_bad_rows_and_keeps_good_ones(tmp_path: Path) -> No
     (tmp_path / "bad.csv").write_text("id,tier\n1,gold\n", encoding="utf-8")
     with pytest.raises(InvalidInput, match="customer_id"):
         read_customers_csv(tmp_path / "bad.csv")
+    # A quoted handle list spanning lines is one record, numbered by its first line;
+    # a quote left open is an error naming its line, not a file cut short.
+    path.write_text('customer_id,handles\nC-1,"anna\nbob"\nC-2,carl\nC-3,"dana\nC-4,erik\n')
+    with pytest.raises(InvalidInput, match=r"c\.csv line 5: a quoted field opened here is "
+                                           r"never closed"):
+        read_customers_csv(path)
+    path.write_text('customer_id,tier,handles\nC-1,gold,"anna\nbob"\nC-2,bad tier,carl\n')
+    rows, problems = read_customers_csv(path)
+    assert [(r.external_id, r.handles) for r in rows] == [("C-1", (("*", "anna"), ("*", "bob")))]
+    assert problems == ["line 4: tier 'bad tier' must be a short word like gold"]
 
 
 def test_crm_lookup_maps_answers_and_survives_failures() -> None:

@@ -129,6 +129,18 @@ def test_unreadable_input_is_a_clear_error_naming_the_line(tmp_path) -> None:
     result = CliRunner().invoke(classify, [str(latin)])
     assert result.exit_code == 2 and "latin.csv is not UTF-8" in result.output
 
+    # A quote opened and never closed would swallow the rest of the file into one
+    # field; the error names the line the broken record starts on instead.
+    stray = tmp_path / "stray.tsv"
+    stray.write_text('id\ttext\n1\tfine\n2\t"forgot to close\n3\tlost\n4\talso lost\n')
+    result = CliRunner().invoke(classify, [str(stray)])
+    assert result.exit_code == 2
+    assert "stray.tsv line 3: a quoted field opened here is never closed" in result.output
+    stray = tmp_path / "stray.csv"
+    stray.write_text('text,lang\nfine,en\n"quoted" then more,en\n')
+    result = CliRunner().invoke(eval_cmd, [str(stray)])
+    assert result.exit_code == 2 and "stray.csv line 3:" in result.output
+
 
 def test_eval_reads_labels_in_any_case_and_refuses_unknown_ones(tmp_path, real_engine) -> None:
     def report(labels: list[str]) -> dict:
