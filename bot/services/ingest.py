@@ -118,6 +118,8 @@ def parse_ingest_body(body: bytes | str) -> list[MentionIn]:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise _invalid([("body", f"not valid JSON: {exc}")]) from None
+    except RecursionError:  # e.g. 200 kB of "[": valid-looking, too deep for the parser
+        raise _invalid([("body", "not valid JSON: nested too deeply")]) from None
     if isinstance(data, dict):
         items = [data]
         single = True

@@ -18,7 +18,7 @@ import hashlib
 import html
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, runtime_checkable
@@ -268,6 +268,44 @@ def short_key(value: str, limit: int = 200) -> str:
         return value
     digest = hashlib.sha1(value.encode()).hexdigest()[:16]
     return f"{value[: limit - 17]}#{digest}"
+
+
+#: Column limits of the ``mention`` table (``storage/tables.py``); PostgreSQL
+#: enforces them, and its text columns cannot hold NUL at all.
+MAX_ID = 255
+MAX_AUTHOR = 255
+MAX_URL = 2048
+MAX_REACH = 2**31 - 1
+
+
+def storable(item: MentionIn) -> MentionIn:
+    """``item`` made fit for the mention table.
+
+    What a source hands over is not validated like an ingest body, and one item
+    the database refuses would fail its whole page on every poll: NULs are
+    removed, surrogates (JSON ``\\ud83d`` escapes) joined into characters or, when
+    lone — an emoji cut in half — replaced by U+FFFD, an overlong id shortened to
+    a stable hashed key, an overlong author cut, an overlong URL dropped (a cut
+    link is a broken link), and an out-of-range reach forgotten.
+    """
+
+    def clean(value: str) -> str:
+        value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value.replace("\x00", "")
+
+    url = clean(item.url) if item.url else None
+    reach = item.author_reach
+    if isinstance(reach, bool) or not isinstance(reach, int) or not 0 <= reach <= MAX_REACH:
+        reach = None
+    return replace(
+        item,
+        external_id=short_key(clean(item.external_id), MAX_ID),
+        text=clean(item.text).strip() or "(no text)",
+        author=clean(item.author).strip()[:MAX_AUTHOR] or "unknown",
+        url=url if url and len(url) <= MAX_URL else None,
+        author_reach=reach,
+        lang=clean(item.lang) or None if item.lang else None,
+    )
 
 
 def lang_code(value: Any) -> str | None:

@@ -25,7 +25,7 @@ import httpx
 from bot.domain import MentionIn
 from bot.errors import SourceUnavailable
 from bot.services import Services
-from bot.sources.base import Page, RateLimited, Source
+from bot.sources.base import Page, RateLimited, Source, storable
 from bot.sources.dedup import fingerprints, normalize_text
 from bot.sources.noise import LangDetector, NoiseRules
 from bot.sources.registry import build_sources, find_source_config
@@ -154,7 +154,7 @@ class Poller:
         """Filter, dedup and ingest one page, then store its cursor."""
         counts: Counter[str] = Counter(fetched=len(page.items), ingested=0)
         unique: dict[str, MentionIn] = {}
-        for item in page.items:
+        for item in map(storable, page.items):
             unique.setdefault(item.external_id, item)
         now = self.services.clock()
         rules = self.rules.get(name)

@@ -10,6 +10,7 @@ whole and the poller drops entries it has already handled.
 from __future__ import annotations
 
 import calendar
+import hashlib
 import io
 from datetime import UTC, datetime
 from typing import Any
@@ -54,7 +55,9 @@ class RssSource(Connector):
         parsed = feedparser.parse(io.BytesIO(response.content),
                                   response_headers={"content-type":
                                                     response.headers.get("content-type", "")})
-        if parsed.bozo and not parsed.entries and not parsed.feed:
+        # feedparser reads anything: an HTML page (a login wall, a bot check, a
+        # moved feed) gives no entries and no feed version rather than an error.
+        if not parsed.entries and not parsed.get("version"):
             raise malformed(url.split("?")[0], "not an RSS or Atom feed")
         feed_lang = lang_code(parsed.feed.get("language"))
         feed_title = str(parsed.feed.get("title") or "")
@@ -71,9 +74,13 @@ class RssSource(Connector):
         if not summary and entry.get("content"):
             summary = entry["content"][0].get("value", "")
         text = join_text(entry.get("title"), html_to_text(summary))
-        if not external_id or not text:
+        if not text:
             return None
         stamp = entry.get("published_parsed") or entry.get("updated_parsed")
+        if not external_id:
+            # RSS makes <guid> and <link> optional: key the item by its content.
+            seen = "\n".join([text, str(calendar.timegm(stamp)) if stamp else ""])
+            external_id = "sha1:" + hashlib.sha1(seen.encode()).hexdigest()
         published = (datetime.fromtimestamp(calendar.timegm(stamp), UTC)
                      if stamp is not None else None)
         author = entry.get("author") or feed_title or "unknown"

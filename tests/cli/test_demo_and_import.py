@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect
 from sqlmodel import Session, create_engine, select
 
 from storage.tables import Mention
@@ -81,8 +82,28 @@ def test_import_of_an_unknown_file_type_is_a_clear_error(tmp_path: Path) -> None
     proc = carebot("import", str(bad), cwd=tmp_path,
                    env={"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
     assert proc.returncode != 0
-    assert "expected a .csv or .jsonl file" in proc.stderr
+    assert "expected a .csv, .jsonl or .json file" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_import_of_a_csv_with_a_quote_left_open_imports_nothing_and_names_the_line(
+        tmp_path: Path) -> None:
+    """Read leniently, the open quote would swallow rows 3-5 into one text and import it."""
+    db = f"sqlite:///{tmp_path / 'import.db'}"
+    csv_file = tmp_path / "mentions.csv"
+    csv_file.write_text("source,id,author,text\n"
+                        "twitter,1,dana,fine\n"
+                        "twitter,2,lars,\"forgot to close\n"
+                        "twitter,3,mia,swallowed\n"
+                        "twitter,4,ole,swallowed too\n", encoding="utf-8")
+    proc = carebot("import", str(csv_file), cwd=tmp_path, env={"DATABASE_URL": db})
+    assert proc.returncode != 0
+    assert "mentions.csv line 3: a quoted field opened here is never closed" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    engine = create_engine(db)
+    if inspect(engine).has_table("mention"):  # refused before the schema was even made
+        with Session(engine) as session:
+            assert session.exec(select(Mention)).all() == []
 
 
 def test_train_reads_reclassifications_stored_from_slack(tmp_path: Path, monkeypatch) -> None:
