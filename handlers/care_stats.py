@@ -76,15 +76,18 @@ def register_care(registry: CareRegistry, services: Services) -> None:
         kind = "weekly" if "weekly" in words else "daily"
         departments = [w for w in words[1:] if w in services.config.departments]
         unknown = [w for w in words[1:] if w not in ("daily", "weekly", *departments)]
-        if action not in ("preview", "send") or unknown:
+        if action not in ("preview", "send") or unknown or len(departments) > 1:
             raise InvalidInput(f"Usage: {DIGEST_HELP.split(' — ')[0]}")
+        if kind == "weekly" and departments:
+            raise InvalidInput("The weekly digest covers every department; leave out "
+                               f"`{departments[0]}`, or ask for the daily one.")
+        department = departments[0] if departments else None
         now = services.clock()
         if action == "preview":
             if kind == "weekly":
                 payloads = weekly_messages(reports.weekly_digest(
                     reports.local_date(now) - ONE_DAY))
             else:
-                department = departments[0] if departments else None
                 day = reports.local_date(now) - ONE_DAY
                 payloads = [p for d in reports.daily_digests(day, department=department)
                             for p in daily_messages(d)]
@@ -97,7 +100,7 @@ def register_care(registry: CareRegistry, services: Services) -> None:
         if kind == "weekly":
             queued = reports.send_weekly(now, weekly_messages, manual=True)
         else:
-            queued = reports.send_daily(now, daily_messages, manual=True)
+            queued = reports.send_daily(now, daily_messages, manual=True, department=department)
         where = ", ".join(f"<#{c}> ({n} message{'s' if n != 1 else ''})"
                           for c, n in queued.targets) or "nowhere: no digest channel is configured"
         cmd.respond(response_type="ephemeral", replace_original=False,

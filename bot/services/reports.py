@@ -6,7 +6,8 @@ Rendering is injected (a ``Render`` turns a view-model into
 ``chat.postMessage`` payloads) so this module stays Slack-free.
 
 Scheduled messages go through the durable outbox, in the same transaction as
-a ``digest_log`` row keyed by (kind, period, target): a period's digest is
+a ``digest_log`` row keyed by (kind, period, target — the channel, plus the
+department for a department's newsletter): a period's digest is
 queued once even when its job runs again (a replica taking over a lease, a
 restart at digest time), and delivery survives Slack outages.
 """
@@ -14,6 +15,7 @@ restart at digest time), and delivery survives Slack outages.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import logging
 from collections.abc import Callable, Sequence
@@ -67,6 +69,18 @@ class SpikeAlert:
     at: datetime
     spikes: list[Spike]
     mentions: dict[int, MentionRow]
+
+
+def digest_target(channel: str, department: str | None) -> str:
+    """The once-per-period key of a daily newsletter: its channel, and its department
+    when it has one, since several newsletters may share a channel (``digest_log.target``
+    holds 64 characters; a longer key hashes the department name)."""
+    if department is None:
+        return channel
+    key = f"{channel}:{department}"
+    if len(key) <= 64:
+        return key
+    return f"{channel}:{hashlib.sha256(department.encode()).hexdigest()[:24]}"
 
 
 class Reports:
@@ -184,21 +198,26 @@ class Reports:
     def local_date(self, when: datetime) -> date:
         return when.astimezone(self.tz).date()
 
-    def send_daily(self, fire_time: datetime, render: Render, *, manual: bool = False
-                   ) -> Queued:
-        """Queue yesterday's newsletters (relative to ``fire_time``), once per period."""
+    def send_daily(self, fire_time: datetime, render: Render, *, manual: bool = False,
+                   department: str | None = None) -> Queued:
+        """Queue yesterday's newsletters (relative to ``fire_time``), once per period.
+
+        With ``department``, only that department's newsletter, to its channel.
+        """
         cfg = self.stats_config.digests
         day = self.local_date(fire_time) - timedelta(days=1)
-        messages: list[tuple[str, list[Payload]]] = []
-        for digest in self.daily_digests(day):
+        messages: list[tuple[str, str, list[Payload]]] = []
+        for digest in self.daily_digests(day, department=department):
+            channel: str | None
             if digest.department is None:
                 channel = cfg.daily_channel
-            elif cfg.daily_per_department:
+            elif cfg.daily_per_department or department is not None:
                 channel = self.config.departments[digest.department].channel
             else:
                 channel = None
             if channel:
-                messages.append((channel, render(digest)))
+                messages.append((digest_target(channel, digest.department), channel,
+                                 render(digest)))
         period = day.isoformat() if not manual else f"manual {self.services.clock().isoformat()}"
         return self._enqueue("daily", period, messages)
 
@@ -210,17 +229,19 @@ class Reports:
         digest = self.weekly_digest(last_day)
         period = (f"{digest.first_day.isoformat()}..{last_day.isoformat()}" if not manual
                   else f"manual {self.services.clock().isoformat()}")
-        return self._enqueue("weekly", period, [(channel, render(digest))] if channel else [])
+        return self._enqueue("weekly", period,
+                             [(channel, channel, render(digest))] if channel else [])
 
-    def _enqueue(self, kind: str, period: str, messages: list[tuple[str, list[Payload]]]
-                 ) -> Queued:
+    def _enqueue(self, kind: str, period: str,
+                 messages: list[tuple[str, str, list[Payload]]]) -> Queued:
+        """Queue each (once-per-period key, channel, payloads), unless its key is logged."""
         now = self.services.clock()
         targets: list[tuple[str, int]] = []
         skipped: list[str] = []
         with session_scope(self.services.engine) as session:
-            for channel, payloads in messages:
+            for target, channel, payloads in messages:
                 entry = store.try_record_digest(session=session, kind=kind, period=period,
-                                                target=channel, now=now)
+                                                target=target, now=now)
                 if entry is None:
                     skipped.append(channel)
                     continue
