@@ -174,8 +174,12 @@ def parse_stats_args(args: Sequence[str], *, now: datetime, tz: ZoneInfo,
         if word == "public":
             public = True
         elif word in departments:
+            if department not in (None, word):
+                raise InvalidInput(f"One department at a time: `{department}` or `{word}`.")
             department = word
         elif word in categories:
+            if category not in (None, word):
+                raise InvalidInput(f"One category at a time: `{category}` or `{word}`.")
             category = word
         elif period is None:
             try:

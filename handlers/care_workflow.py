@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable
 
 from bot.errors import CarebotError
@@ -47,7 +49,8 @@ def register_care(registry: CareRegistry, services: Services) -> None:
             cmd.respond(text=f":warning: {exc}", response_type="ephemeral")
             return
         data = workflow.escalations.export_reviews_csv()
-        count = max(0, data.count("\n") - 1)
+        # Rows, not lines: an answer typed over several lines is one quoted CSV field.
+        count = max(0, sum(1 for _ in csv.reader(io.StringIO(data))) - 1)
         if len(data) > MAX_TEXT - 200:
             text = (f"{count} after-action review(s) — too many to show here; export them "
                     "with `carebot reviews export --out reviews.csv`.")

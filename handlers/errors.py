@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 from slack_bolt import App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
 
 from bot.errors import CarebotError
 from bot.services import Services
@@ -27,13 +29,32 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def tell_user(client: WebClient, body: dict[str, Any], text: str) -> None:
-    """Send ``text`` only to the user who acted, where they acted."""
+    """Send ``text`` only to the user who acted, where they acted.
+
+    Slack refuses the bot's ephemeral in a conversation it is not in (a DM
+    between two people, a channel it was not invited to); a slash command or a
+    click still carries a ``response_url`` that answers there, so that is the
+    fallback.
+    """
     user = (body.get("user") or {}).get("id") or body.get("user_id")
     channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
     if user and channel:
-        client.chat_postEphemeral(channel=channel, user=user, text=text)
+        try:
+            client.chat_postEphemeral(channel=channel, user=user, text=text)
+        except SlackApiError:
+            if not _respond(body.get("response_url"), text):
+                raise
     elif user:
         client.chat_postMessage(channel=user, text=text)
+
+
+def _respond(response_url: Any, text: str) -> bool:
+    """Answer ephemerally on a ``response_url``; False when there is none or it failed."""
+    if not isinstance(response_url, str) or not response_url:
+        return False
+    answer = WebhookClient(response_url, timeout=10).send(
+        text=text, response_type="ephemeral", replace_original=False)
+    return answer.status_code == 200
 
 
 def report(error: Exception, body: dict[str, Any], client: WebClient) -> None:

@@ -14,6 +14,9 @@ from handlers.errors import guarded
 
 log = logging.getLogger(__name__)
 
+#: Message subtypes that are still a person's new message (no subtype is the usual one).
+PERSON_SUBTYPES = frozenset({None, "", "thread_broadcast", "file_share"})
+
 
 def register(app: App, services: Services) -> None:
     @app.middleware
@@ -35,9 +38,10 @@ def register(app: App, services: Services) -> None:
     @guarded
     def on_message(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
         # Staff replies in a card's thread are internal discussion: recorded, never
-        # sent to the customer. Edits, joins and bot posts (our own notes) are skipped.
+        # sent to the customer. Edits, joins and bot posts (our own notes) are skipped;
+        # a reply also sent to the channel, or with a file, is still a person's reply.
         thread_ts = event.get("thread_ts")
-        if (event.get("subtype") or event.get("bot_id") or not thread_ts
+        if (event.get("subtype") not in PERSON_SUBTYPES or event.get("bot_id") or not thread_ts
                 or thread_ts == event.get("ts") or not event.get("user")):
             return
         services.workflow.record_thread_reply(

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, and_, func, or_, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from storage.mentions import open_work
 from storage.tables import AuditLog, Engagement, Mention, SlackPost, UTCDateTime, utcnow
 
 #: Audit actions that count as a first response (they stop the SLA clock).
@@ -188,13 +189,14 @@ def open_queue(*, session: Session, claimed_by: str | None, limit: int,
     """Routed, posted mentions with their attention state, by priority.
 
     ``claimed_by=None`` lists unclaimed mentions that are not yet answered;
-    a user id lists the mentions that user holds.
+    a user id lists the mentions that user holds. Either way, only what still asks
+    for work: resolved mentions and those a person marked noise are left out.
     """
     query = (
         select(Mention, MentionAttention)
         .join(MentionAttention, col(MentionAttention.mention_id) == col(Mention.id))
         .join(Engagement, col(Engagement.mention_id) == col(Mention.id))
-        .where(Mention.stage == "routed", col(Mention.channel).is_not(None))
+        .where(Mention.stage == "routed", col(Mention.channel).is_not(None), open_work())
     )
     if claimed_by is None:
         query = query.where(col(Engagement.claimed_by).is_(None),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, exists, func, not_, or_, update
 from sqlmodel import Session, col, select
 
 from bot.domain import MentionIn, Prediction
@@ -129,12 +130,23 @@ def latest_classification(*, session: Session, mention_id: int) -> Classificatio
     ).first()
 
 
+def open_work() -> Any:
+    """The condition that a posted mention still asks for work: not resolved, and not
+    set aside as noise by a person (a card marked noise stays where it is; an unsure
+    noise guess waiting in triage is still open). Needs ``Engagement`` joined."""
+    by_person = exists().where(col(Classification.mention_id) == col(Mention.id),
+                               col(Classification.actor).is_not(None))
+    return and_(col(Engagement.resolved_at).is_(None),
+                not_(and_(col(Mention.category) == "noise", by_person)))
+
+
 def unclaimed_by_channel(*, session: Session) -> dict[str, int]:
+    """Posted mentions nobody holds that still ask for work, per channel."""
     rows = session.execute(
         select(Mention.channel, func.count())
         .join(Engagement, col(Engagement.mention_id) == col(Mention.id))
         .where(Mention.stage == "routed", col(Mention.channel).is_not(None),
-               col(Engagement.claimed_by).is_(None))
+               col(Engagement.claimed_by).is_(None), open_work())
         .group_by(Mention.channel)
     ).all()
     return {str(channel): int(count) for channel, count in rows}

@@ -183,6 +183,13 @@ class Workflow:
         with session_scope(self.services.engine) as session:
             store.lock(session=session, mention_id=mention_id)  # lock, then read
             mention = self.mention(session, mention_id)
+            latest = store.latest_reply(session=session, mention_id=mention_id)
+            if (latest is not None and latest.author == user and latest.text == text
+                    and latest.status in ("queued", "sent")):
+                # The same form submitted again (a retry, a double click): the customer
+                # already has, or is about to get, this reply; never post it twice.
+                return ReplyOutcome(status=latest.status,
+                                    card=self.services.card_view_in(session, mention_id))
             store.claim_if_unclaimed(session=session, mention_id=mention_id, user=user, now=now)
             if self.replier.capable(mention.source):
                 reply = store.add_reply(session=session, mention_id=mention_id, author=user,
@@ -306,7 +313,7 @@ class Workflow:
             channel = (self.services.config.departments[department].channel
                        if department is not None else None)
             before = mention.category
-            if before == category.value and (channel is None or mention.channel == channel):
+            if before == category.value and self._decided(session, mention, channel):
                 raise InvalidInput(f"This mention is already *{category.value}*.")
             feedback_store.record(session=session, mention_id=mention_id, text=mention.text,
                                   lang=mention.lang, predicted=before, category=category.value,
@@ -326,6 +333,19 @@ class Workflow:
                                         "channel": channel})
         self.notify("outbox")
         return card
+
+    @staticmethod
+    def _decided(session: Session, mention: Mention, channel: str | None) -> bool:
+        """True when the mention already sits where ``channel`` (its category's home) puts it.
+
+        A category routed nowhere (noise) is settled once a person decided it or it
+        was posted nowhere; a low-confidence guess of it waiting in triage is not.
+        """
+        if channel is not None:
+            return mention.channel == channel
+        latest = mentions.latest_classification(session=session,
+                                                mention_id=mention.id)  # type: ignore[arg-type]
+        return mention.channel is None or (latest is not None and latest.actor is not None)
 
     def mark_noise(self, *, mention_id: int, user: str) -> CardView:
         return self.reclassify(mention_id=mention_id, user=user, category=Category.NOISE)

@@ -53,6 +53,16 @@ def test_arguments_in_any_order() -> None:
     with pytest.raises(InvalidInput, match="neither a range"):
         parse_stats_args(["bogus"], now=NOW, tz=DUBLIN, departments=["support"],
                          categories=["case"])
+    # Two departments (or two categories) are refused, not silently the last one.
+    with pytest.raises(InvalidInput, match="One department at a time: `support` or `docs`"):
+        parse_stats_args(["support", "7d", "docs"], now=NOW, tz=DUBLIN,
+                         departments=["support", "docs"], categories=["case"])
+    with pytest.raises(InvalidInput, match="One category at a time"):
+        parse_stats_args(["case", "rant"], now=NOW, tz=DUBLIN, departments=["support"],
+                         categories=["case", "rant"])
+    repeated = parse_stats_args(["support", "Support", "case"], now=NOW, tz=DUBLIN,
+                                departments=["support"], categories=["case"])
+    assert (repeated.department, repeated.category) == ("support", "case")
 
 
 def test_nearest_rank_percentile_matches_numpy() -> None:
