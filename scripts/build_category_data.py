@@ -3,8 +3,9 @@
 Sources (see docs/DATA_CARD.md):
 * hand-written seed examples, ``bot/data/category_seed_<lang>.tsv`` — all eight
   categories in all ten languages; ``{b}`` is replaced by a brand handle;
-* written examples in the style of real customer tweets for the rare categories
-  (lead, rfe, query, fraud), ``bot/data/category_styled_en.tsv``, one row each;
+* written examples in the style of real customer tweets with their own brand
+  handles, ``bot/data/category_styled_<lang>.tsv``, one row each: English for the
+  rare categories (lead, rfe, query, fraud), the other nine languages for all eight;
 * weak labels from ``../shared/data/airline_train.csv`` (sentiment + negativereason
   + wording heuristics) and ``customer_tweets_unlabeled.csv`` (wording heuristics);
 * noise: general tweets from the UMSAB *train* split and Mozetič rows of
@@ -88,14 +89,15 @@ def seeds(rng: random.Random) -> list[dict[str, str]]:
 
 
 def styled() -> list[dict[str, str]]:
-    """Written tweets with their own brand handles: no random draw, so adding some
-    leaves every other row of the set as it was."""
-    path = DATA / "category_styled_en.tsv"
+    """Written tweets with their own brand handles (``category_styled_<lang>.tsv``):
+    no random draw, so adding some leaves every other row of the set as it was."""
     rows = []
-    for n, line in enumerate(path.read_text("utf-8").splitlines()):
-        if line.strip() and not line.startswith("#"):
-            category, text = line.split("\t", 1)
-            rows.append(_row(text.strip(), category, "en", "seed", f"styled-en-{n}"))
+    for path in sorted(DATA.glob("category_styled_*.tsv")):
+        lang = path.stem.rsplit("_", 1)[1]
+        for n, line in enumerate(path.read_text("utf-8").splitlines()):
+            if line.strip() and not line.startswith("#"):
+                category, text = line.split("\t", 1)
+                rows.append(_row(text.strip(), category, lang, "seed", f"styled-{lang}-{n}"))
     return rows
 
 
