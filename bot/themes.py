@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 Embedder = Callable[[Sequence[str]], Sequence[Sequence[float]]]
 
@@ -84,40 +85,89 @@ class Theme:
         return len(self.members)
 
 
-def tfidf(docs: Sequence[Sequence[str]]) -> tuple[np.ndarray, list[str]]:
-    """L2-normalised TF-IDF matrix (docs x vocabulary) and the vocabulary."""
+def tfidf(docs: Sequence[Sequence[str]]) -> tuple[sparse.csr_matrix, list[str]]:
+    """L2-normalised TF-IDF matrix (docs x vocabulary, sparse) and the vocabulary.
+
+    Sparse because a day of mentions has tens of thousands of distinct terms and
+    each text a dozen: the dense matrix of 4,000 texts took 1.7 GB.
+    """
     vocab = sorted({t for doc in docs for t in doc})
     index = {t: i for i, t in enumerate(vocab)}
-    matrix = np.zeros((len(docs), len(vocab)), dtype=np.float64)
     df = Counter(t for doc in docs for t in set(doc))
     n = len(docs)
+    rows: list[int] = []
+    cols: list[int] = []
+    values: list[float] = []
     for row, doc in enumerate(docs):
         for term, tf in Counter(doc).items():
-            matrix[row, index[term]] = (1.0 + math.log(tf)) * (math.log((1 + n) / (1 + df[term]))
-                                                               + 1.0)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+            rows.append(row)
+            cols.append(index[term])
+            values.append((1.0 + math.log(tf)) * (math.log((1 + n) / (1 + df[term])) + 1.0))
+    matrix = sparse.csr_matrix((values, (rows, cols)), shape=(n, len(vocab)), dtype=np.float64)
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
     norms[norms == 0] = 1.0
-    return matrix / norms, vocab
+    return sparse.csr_matrix(sparse.diags(1.0 / norms) @ matrix), vocab
 
 
-def cluster(vectors: np.ndarray, threshold: float) -> list[list[int]]:
-    """Leader clustering by cosine similarity (rows must be L2-normalised)."""
+def cluster(vectors: np.ndarray | sparse.spmatrix, threshold: float) -> list[list[int]]:
+    """Leader clustering by cosine similarity (rows must be L2-normalised).
+
+    In input order, each vector joins the group whose running sum is most similar
+    (the latest such group on a tie), if that is at least ``threshold``, or starts
+    a new group. Each step is vectorised over all groups: for sparse rows, a
+    group's dot product with the vector is the sum of its members' dot products
+    (one sparse product with the rows so far); for dense rows, a matrix of sums.
+    """
+    n = vectors.shape[0]
+    group_of = np.zeros(n, dtype=np.int64)
+    sq_norms: list[float] = []  # squared norm of each group's sum
     groups: list[list[int]] = []
-    sums: list[np.ndarray] = []
-    for i, vector in enumerate(vectors):
-        best, best_sim = -1, threshold
-        for g, total in enumerate(sums):
-            norm = float(np.linalg.norm(total))
-            sim = float(vector @ total) / norm if norm else 0.0
-            if sim >= best_sim:
-                best, best_sim = g, sim
-        if best < 0 or not vector.any():
-            groups.append([i])
-            sums.append(vector.copy())
-        else:
-            groups[best].append(i)
-            sums[best] = sums[best] + vector
+    if sparse.issparse(vectors):
+        rows = sparse.csr_matrix(vectors)
+        columns = sparse.csc_matrix(vectors)
+        for i in range(n):
+            row = rows.getrow(i)
+            totals: np.ndarray = np.zeros(len(groups))
+            if groups and row.nnz:
+                # Every text's dot product with text i (through the columns of i's
+                # terms only), those before i summed per group.
+                dots = np.asarray(columns[:, row.indices] @ row.data).ravel()[:i]
+                totals = np.bincount(group_of[:i], weights=dots, minlength=len(groups))
+            _place(i, totals, float(row.data @ row.data), row.nnz > 0, threshold,
+                   group_of, sq_norms, groups)
+        return groups
+    dense = np.asarray(vectors, dtype=np.float64)
+    sums = np.zeros((0, dense.shape[1]))
+    for i, vector in enumerate(dense):
+        totals = sums[: len(groups)] @ vector
+        g = _place(i, totals, float(vector @ vector), bool(vector.any()), threshold,
+                   group_of, sq_norms, groups)
+        if g == len(sums):
+            sums = np.vstack([sums, np.zeros((max(16, len(sums)), dense.shape[1]))])
+        sums[g] += vector
     return groups
+
+
+def _place(i: int, totals: np.ndarray, own: float, nonzero: bool, threshold: float,
+           group_of: np.ndarray, sq_norms: list[float], groups: list[list[int]]) -> int:
+    """Put item ``i`` (dot products ``totals`` with each group's sum, squared norm
+    ``own``) in its group and update that group's squared norm; returns the group."""
+    best = -1
+    if nonzero and len(groups):
+        norms = np.sqrt(np.maximum(np.asarray(sq_norms), 0.0))
+        sims = np.divide(totals, norms, out=np.zeros_like(totals), where=norms > 0)
+        top = float(sims.max())
+        if top >= threshold:
+            best = int(np.flatnonzero(sims == top)[-1])
+    if best < 0:
+        groups.append([i])
+        sq_norms.append(own)
+        best = len(groups) - 1
+    else:
+        groups[best].append(i)
+        sq_norms[best] += 2.0 * float(totals[best]) + own
+    group_of[i] = best
+    return best
 
 
 def _normalised(vectors: Sequence[Sequence[float]]) -> np.ndarray:
@@ -158,7 +208,7 @@ def find_themes(texts: Sequence[str], *, embed: Embedder | None = None,
     return themes
 
 
-def label_for(weights: np.ndarray, vocab: Sequence[str], members: Sequence[int],
+def label_for(weights: sparse.csr_matrix, vocab: Sequence[str], members: Sequence[int],
               docs: Sequence[Sequence[str]], count: int) -> tuple[str, ...]:
     """Top terms of a group: used by the most members, a bigram before a single
     word on a tie, then the highest TF-IDF weight; no word appears twice.
@@ -167,7 +217,7 @@ def label_for(weights: np.ndarray, vocab: Sequence[str], members: Sequence[int],
         return ()
     index = {t: i for i, t in enumerate(vocab)}
     used = Counter(t for i in members for t in set(docs[i]))
-    weight = weights[list(members)].sum(axis=0)
+    weight = np.asarray(weights[list(members)].sum(axis=0)).ravel()
     ranked = sorted(used, key=lambda t: (-used[t], -len(t.split()), -float(weight[index[t]]), t))
     label: list[str] = []
     seen: set[str] = set()
