@@ -55,6 +55,30 @@ from storage.observability import QueueSnapshot, queue_snapshot
 log = logging.getLogger(__name__)
 
 MAX_INGEST_BYTES = 5 * 1024 * 1024
+#: Slack's largest requests (a modal submission with its view and state) are a few
+#: hundred kilobytes; anything far larger is refused before it is buffered, since
+#: /slack/events reads the body before it can check the signature.
+MAX_SLACK_BYTES = 2 * 1024 * 1024
+
+
+async def read_capped(request: Request, limit: int) -> bytes | None:
+    """The request body, or None once it is over ``limit`` bytes (by its declared
+    Content-Length, or while it streams in): never buffers more than ``limit``."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> Response:
+    return JSONResponse({"error": f"body over {limit} bytes"}, status_code=413)
 
 
 def default_classifier(settings: Settings, config: CareConfig) -> Classifier:
@@ -210,7 +234,9 @@ def create_asgi(runtime: Runtime, *, start_workers: bool = True) -> Starlette:
                 if settings.slack_signing_secret else None)
 
     async def slack_events(request: Request) -> Response:
-        body = await request.body()
+        body = await read_capped(request, MAX_SLACK_BYTES)
+        if body is None:
+            return _too_large(MAX_SLACK_BYTES)
         try:
             text_body = body.decode("utf-8")
         except UnicodeDecodeError:
@@ -249,10 +275,9 @@ def create_asgi(runtime: Runtime, *, start_workers: bool = True) -> Starlette:
                                 status_code=503)
         if not _bearer_matches(request, ingest_token):
             return _unauthorised()
-        body = await request.body()
-        if len(body) > MAX_INGEST_BYTES:
-            return JSONResponse({"error": f"body over {MAX_INGEST_BYTES} bytes"},
-                                status_code=413)
+        body = await read_capped(request, MAX_INGEST_BYTES)
+        if body is None:
+            return _too_large(MAX_INGEST_BYTES)
         try:
             items = parse_ingest_body(body)
         except InvalidInput as exc:

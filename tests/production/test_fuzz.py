@@ -397,3 +397,31 @@ def test_unsigned_junk_is_refused_before_it_is_read(bot: BotServer) -> None:
 ])
 def test_real_slack_shapes_pass_the_envelope_check(body: dict[str, Any]) -> None:
     assert envelope_problems(body) == []
+
+
+def test_oversized_bodies_are_refused_without_being_buffered(bot: BotServer) -> None:
+    """/slack/events must read a body before it can check its signature, so an
+    unauthenticated caller could make the bot buffer any size: over 2 MB (Slack's
+    requests are a few hundred kB) it is refused by Content-Length or while it
+    streams in; /ingest likewise over 5 MB. Nothing is stored, and the bot serves on."""
+    from bot.app import MAX_INGEST_BYTES, MAX_SLACK_BYTES
+
+    def chunks(total: int) -> Iterator[bytes]:  # no Content-Length: chunked encoding
+        for _ in range(total // 65536 + 1):
+            yield b"x" * 65536
+
+    huge = "payload=" + "x" * MAX_SLACK_BYTES
+    assert bot.post_slack(huge, secret="wrong-secret").status_code == 413
+    streamed = bot.http.post(f"{bot.url}/slack/events", content=chunks(MAX_SLACK_BYTES))
+    assert streamed.status_code == 413
+
+    item = {**VALID, "id": "big-1"}
+    padded = json.dumps([item, {**VALID, "id": "big-2", "text": "y" * MAX_INGEST_BYTES}])
+    assert bot.ingest(padded).status_code == 413
+    streamed = bot.http.post(f"{bot.url}/ingest", content=chunks(MAX_INGEST_BYTES),
+                             headers={"Authorization": f"Bearer {INGEST_TOKEN}"})
+    assert streamed.status_code == 413
+    # Just under the cap is read and judged on its content as before.
+    assert bot.ingest(json.dumps([item])).json()["accepted"] == 1
+    assert bot.post_slack("payload=not-json", secret="wrong-secret").status_code == 401
+    assert bot.http.get(f"{bot.url}/healthz").status_code == 200
