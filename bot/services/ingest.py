@@ -17,7 +17,7 @@ from pydantic import (
     field_validator,
 )
 
-from bot.domain import MentionIn
+from bot.domain import MentionIn, language_subtag
 from bot.errors import InvalidInput
 
 MAX_BATCH = 1000
@@ -100,7 +100,7 @@ class MentionPayload(BaseModel):
             author=self.author,
             url=self.url,
             author_reach=self.author_reach,
-            lang=self.lang.lower() if self.lang else None,
+            lang=language_subtag(self.lang),  # "en-US", "pt_BR": counted as en, pt
             published_at=self.published_at,
         )
 

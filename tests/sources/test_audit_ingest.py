@@ -123,6 +123,17 @@ def test_ingest_of_deeply_nested_json_is_a_422_not_a_500(bot: BotServer) -> None
     assert "nested too deeply" in response.json()["detail"][0]["msg"]
 
 
+def test_ingest_counts_a_regional_language_tag_as_its_language(bot: BotServer) -> None:
+    """Feeders send BCP 47 tags; "en-US" was stored as "en-us", which /care stats
+    then counted apart from "en"."""
+    base = {"source": "x", "author": "dana_k", "text": "my laptop won't boot, help"}
+    response = bot.ingest([{**base, "id": "l1", "lang": "en-US"},
+                           {**base, "id": "l2", "lang": "pt_BR"}, {**base, "id": "l3"}])
+    assert response.status_code == 202, response.text
+    langs = {m.external_id: m.lang for m in stored(bot.runtime.engine)}
+    assert langs["l1"] == "en" and langs["l2"] == "pt"
+
+
 # -- carebot import -----------------------------------------------------------------
 
 ROWS = [{"source": "x", "id": "1", "author": "dana_k", "text": "my laptop won't boot, help"},
