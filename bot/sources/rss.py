@@ -84,6 +84,6 @@ class RssSource(Connector):
         published = (datetime.fromtimestamp(calendar.timegm(stamp), UTC)
                      if stamp is not None else None)
         author = entry.get("author") or feed_title or "unknown"
-        return MentionIn(source=self.name, external_id=str(external_id)[:255], text=text,
+        return MentionIn(source=self.name, external_id=str(external_id), text=text,
                          author=str(author)[:255], url=link, lang=feed_lang,
                          published_at=published)

@@ -57,6 +57,23 @@ def test_one_unstorable_item_does_not_stall_the_whole_feed(
     assert rows["b"].url is None or len(rows["b"].url) <= 2048
 
 
+def test_long_feed_ids_sharing_a_prefix_are_two_mentions(
+        make_poller: PollerFactory, source_server: SourceServer, engine: Engine) -> None:
+    """Ids were cut to 255 characters, so two items whose guids share that much were
+    one mention, and the second was lost as a duplicate; now an overlong id becomes a
+    stable hashed key, and polling again stores nothing new."""
+    poller = forum(make_poller, source_server)
+    prefix = "https://forum.example/t/" + "p" * 300
+    feed = rss(f"<item><guid>{prefix}/1</guid><title>Nimbus sync broken</title></item>",
+               f"<item><guid>{prefix}/2</guid><title>Nimbus backup fails</title></item>")
+    source_server.add("/feed.rss", Answer(200, feed, RSS_TYPE))
+    assert poller.poll("forum").ingested == 2
+    ids = [m.external_id for m in stored(engine)]
+    assert len(set(ids)) == 2 and all(len(i) <= 255 for i in ids)
+    source_server.add("/feed.rss", Answer(200, feed, RSS_TYPE))
+    assert poller.poll("forum").ingested == 0 and len(stored(engine)) == 2
+
+
 
 def test_a_cut_emoji_in_a_json_api_does_not_stall_the_source(
         make_poller: PollerFactory, source_server: SourceServer, engine: Engine) -> None:
