@@ -108,10 +108,14 @@ class Escalations:
             if not store.try_escalate(session=session, mention_id=mention_id, user=user,
                                       now=now):
                 eng = engagements.get(session=session, mention_id=mention_id)
-                if eng is not None and eng.resolved_at is not None:
-                    raise NotAllowed("This mention is resolved; reopen it to escalate again.")
                 by = eng.escalated_by if eng else None
-                raise NotAllowed(f"Already escalated by <@{by}>." if by else "Already escalated.")
+                already = f"Already escalated by <@{by}>." if by else "Already escalated."
+                if eng is not None and eng.escalated_at is not None:
+                    # Reopening does not undo an escalation: don't advise it.
+                    raise NotAllowed(already)
+                if eng is not None and eng.resolved_at is not None:
+                    raise NotAllowed("This mention is resolved; reopen it to escalate it.")
+                raise NotAllowed(already)
             row = esc_store.add_escalation(session=session, mention_id=mention_id,
                                            escalated_by=user, severity=severity, reason=reason,
                                            context=context, automatic=automatic,

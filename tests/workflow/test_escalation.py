@@ -233,6 +233,15 @@ def test_resolving_an_escalation_asks_the_escalator_for_a_review(
     assert (review.reviewer, review.appropriate) == ("U0ESCALATOR", True)
     assert engagement(wbot, mention_id).resolved_by == "U0ALICE"
 
+    # Escalating the resolved mention again: reopening would not undo the escalation,
+    # so the refusal says it was escalated instead of advising a reopen.
+    submit(wbot, ModalCallback.ESCALATE, {"severity": selected("sev2"), "reason": text("again")},
+           user="U0ESCALATOR", mention_id=mention_id, channel=channel)
+    eventually(lambda: sum("Already escalated by <@U0ESCALATOR>" in c.params.get("text", "")
+                           for c in fake_slack.all_calls("chat.postEphemeral")) == 2)
+    assert not any("reopen" in c.params.get("text", "")
+                   for c in fake_slack.all_calls("chat.postEphemeral"))
+
     monkeypatch.setenv("DATABASE_URL", str(wbot.runtime.engine.url.render_as_string(
         hide_password=False)))
     out = tmp_path / "reviews.csv"
