@@ -45,11 +45,13 @@ def render_home(view: HomeView) -> View:
             f"  ·  {SLA_EMOJI['ok']} {sla.get('ok', 0)} on time\n"
             f"*My conversion score:* {conversions}"))),
         DividerBlock(),
-        HeaderBlock(block_id="mine", text=f"My claimed mentions ({len(view.claimed)})"),
+        HeaderBlock(block_id="mine",
+                    text=f"My claimed mentions ({_count(view.claimed, view.claimed_total)})"),
     ]
     blocks += _items(view.claimed, "mine", "Nothing claimed — pick one from the queue below.")
     blocks += [DividerBlock(),
-               HeaderBlock(block_id="queue", text="Unclaimed, highest priority first")]
+               HeaderBlock(block_id="queue", text="Unclaimed, highest priority first ("
+                           f"{_count(view.unclaimed, view.unclaimed_total)})")]
     blocks += _items(view.unclaimed, "queue", "The queue is empty. :tada:")
     blocks.append(ContextBlock(block_id="updated", elements=[MarkdownTextObject(
         text="Updated " + slack_date(view.generated_at, "{date_short_pretty} {time}"))]))
@@ -60,6 +62,11 @@ def render_home(view: HomeView) -> View:
     for block in blocks:
         block.validate_json()
     return home
+
+
+def _count(shown: list[HomeItem], total: int) -> str:
+    """``3``, or ``15 of 40`` when only the highest-priority few are listed."""
+    return str(total) if len(shown) >= total else f"{len(shown)} of {total}"
 
 
 def _items(items: list[HomeItem], prefix: str, empty: str) -> list[Block]:

@@ -184,6 +184,19 @@ def engaged_original(*, session: Session, source: str, author: str, exclude_id: 
     return (int(row[0]), row[1]) if row else None
 
 
+def _open_filters(claimed_by: str | None, channels: Collection[str] | None) -> list[Any]:
+    filters: list[Any] = [Mention.stage == "routed", col(Mention.channel).is_not(None),
+                          open_work()]
+    if claimed_by is None:
+        filters += [col(Engagement.claimed_by).is_(None),
+                    col(MentionAttention.answered_at).is_(None)]
+    else:
+        filters.append(Engagement.claimed_by == claimed_by)
+    if channels is not None:
+        filters.append(col(Mention.channel).in_(list(channels)))
+    return filters
+
+
 def open_queue(*, session: Session, claimed_by: str | None, limit: int,
                channels: Collection[str] | None = None) -> list[tuple[Mention, MentionAttention]]:
     """Routed, posted mentions with their attention state, by priority.
@@ -196,17 +209,21 @@ def open_queue(*, session: Session, claimed_by: str | None, limit: int,
         select(Mention, MentionAttention)
         .join(MentionAttention, col(MentionAttention.mention_id) == col(Mention.id))
         .join(Engagement, col(Engagement.mention_id) == col(Mention.id))
-        .where(Mention.stage == "routed", col(Mention.channel).is_not(None), open_work())
+        .where(*_open_filters(claimed_by, channels))
+        .order_by(col(MentionAttention.priority).desc(), col(Mention.id).desc())
     )
-    if claimed_by is None:
-        query = query.where(col(Engagement.claimed_by).is_(None),
-                            col(MentionAttention.answered_at).is_(None))
-    else:
-        query = query.where(Engagement.claimed_by == claimed_by)
-    if channels is not None:
-        query = query.where(col(Mention.channel).in_(list(channels)))
-    query = query.order_by(col(MentionAttention.priority).desc(), col(Mention.id).desc())
     return [(m, a) for m, a in session.exec(query.limit(limit)).all()]
+
+
+def open_count(*, session: Session, claimed_by: str | None) -> int:
+    """How many mentions :func:`open_queue` would list without a limit."""
+    query = (
+        select(func.count()).select_from(Mention)
+        .join(MentionAttention, col(MentionAttention.mention_id) == col(Mention.id))
+        .join(Engagement, col(Engagement.mention_id) == col(Mention.id))
+        .where(*_open_filters(claimed_by, None))
+    )
+    return int(session.exec(query).one())
 
 
 def sla_counts(*, session: Session, now: datetime) -> dict[str, int]:

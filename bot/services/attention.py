@@ -77,6 +77,9 @@ class HomeView:
     user: str
     claimed: list[HomeItem]
     unclaimed: list[HomeItem]
+    #: All of them, of which ``claimed``/``unclaimed`` are the highest-priority few.
+    claimed_total: int
+    unclaimed_total: int
     sla: dict[str, int]
     conversion_score: float | None
     conversions: int
@@ -450,11 +453,14 @@ class Attention:
             state.sync_answers_from_audit(session=session)
             claimed = state.open_queue(session=session, claimed_by=user, limit=limit)
             unclaimed = state.open_queue(session=session, claimed_by=None, limit=limit)
+            totals = (state.open_count(session=session, claimed_by=user),
+                      state.open_count(session=session, claimed_by=None))
             counts = state.sla_counts(session=session, now=now)
             items = ([self._item(m, a, now) for m, a in claimed],
                      [self._item(m, a, now) for m, a in unclaimed])
         score, count = self.conversion_score(user) if self.conversion_score else (None, 0)
-        return HomeView(user=user, claimed=items[0], unclaimed=items[1], sla=counts,
+        return HomeView(user=user, claimed=items[0], unclaimed=items[1],
+                        claimed_total=totals[0], unclaimed_total=totals[1], sla=counts,
                         conversion_score=score, conversions=count, generated_at=now)
 
     def _item(self, mention: Mention, row: state.MentionAttention, now: datetime) -> HomeItem:

@@ -76,6 +76,10 @@ def test_app_home_shows_my_mentions_and_the_queue_by_priority(
     assert f"mine-{mine}" in ids
     queue = [b for b in ids if b and b.startswith("queue-")]
     assert len(queue) == 3 and f"queue-{mine}" not in queue
+    headers = {b["block_id"]: b["text"]["text"] for b in view["blocks"]
+               if b["type"] == "header"}
+    assert headers["mine"] == "My claimed mentions (1)"
+    assert headers["queue"] == "Unclaimed, highest priority first (3)"
     texts = {b["block_id"]: b["text"]["text"] for b in view["blocks"]
              if b.get("block_id", "").startswith("queue-")}
     assert "vip_val" in texts[queue[0]]  # the watched author leads the queue
@@ -91,6 +95,7 @@ def test_home_view_of_a_full_queue_stays_within_block_kit_limits() -> None:
                     priority=99, sla_status="warning", due_at=now + timedelta(minutes=1),
                     channel="C0SUPPORT", watch_lists=("mvp", "influencer"), follow_up=True)
     view = HomeView(user="U0ALICE", claimed=[item] * 15, unclaimed=[item] * 15,
+                    claimed_total=15, unclaimed_total=240,
                     sla={"ok": 1, "warning": 2, "breached": 3}, conversion_score=1.5,
                     conversions=4, generated_at=now)
     rendered = render_home(view).to_dict()
@@ -98,6 +103,11 @@ def test_home_view_of_a_full_queue_stays_within_block_kit_limits() -> None:
     assert all(len(b["text"]["text"]) <= 3000 for b in rendered["blocks"]
                if b["type"] == "section")
     assert "1.5" in str(rendered["blocks"][1])
+    # The headers count everything, not just the 15 shown.
+    headers = {b["block_id"]: b["text"]["text"] for b in rendered["blocks"]
+               if b["type"] == "header"}
+    assert headers["mine"] == "My claimed mentions (15)"
+    assert headers["queue"] == "Unclaimed, highest priority first (15 of 240)"
 
 
 def test_follow_up_after_an_engagement_is_threaded_under_the_original_card(
