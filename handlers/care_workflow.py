@@ -10,7 +10,7 @@ from bot.errors import CarebotError
 from bot.services import Services
 from bot.services.conversions import conversion_stats
 from bot.services.permissions import Permission
-from handlers.blocks import truncate
+from handlers.blocks import escape, truncate
 from handlers.commands import CareCommand, CareRegistry
 
 GROUPINGS = {"agent": "agent", "department": "department", "dept": "department",
@@ -55,7 +55,9 @@ def register_care(registry: CareRegistry, services: Services) -> None:
             text = (f"{count} after-action review(s) — too many to show here; export them "
                     "with `carebot reviews export --out reviews.csv`.")
         else:
-            text = f"*{count} after-action review(s)* (CSV):\n```{data}```"
+            # Escaped for mrkdwn, and no run of three backticks may close the block early.
+            shown = escape(data).replace("```", "`\u200b``")
+            text = f"*{count} after-action review(s)* (CSV):\n```{shown}```"
         cmd.respond(text=text, response_type="ephemeral")
 
     registry.add("conversions", "`/care conversions [agent|department|week]` — average "

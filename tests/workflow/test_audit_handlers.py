@@ -174,11 +174,16 @@ def test_reviews_count_reviews_whose_answers_span_lines(
     [(esc_id,)] = _escalation_ids(wbot)
     escalation.record_review(escalation_id=esc_id, user="U0ESCALATOR",
                              outcome="Calmed down.\nRefund issued.\nThey thanked us.",
-                             without_intervention="It would have trended.\nBadly.",
+                             without_intervention="It would have trended <@channel>.\n```Badly.",
                              could_be_better=None, appropriate=True)
     hook = care(wbot, fake_slack, "reviews", user="U0LEAD")
     [answer] = fake_slack.wait_for(hook)
     assert answer.params["text"].startswith("*1 after-action review(s)*")
+    # The answers are shown as typed: escaped for mrkdwn (no ping), and a ``` typed in
+    # an answer does not end the code block early.
+    shown = answer.params["text"].split("```", 1)[1]
+    assert shown.endswith("```") and "```" not in shown[:-3]
+    assert "&lt;@channel&gt;" in shown and "<@channel>" not in shown
 
 
 def _escalation_ids(bot: BotServer) -> list[tuple[int]]:
