@@ -362,10 +362,18 @@ class Workflow:
             raise InvalidInput(f"The note is over {MAX_NOTE} characters.")
         now = self.now()
         with session_scope(self.services.engine) as session:
+            store.lock(session=session, mention_id=mention_id)  # lock, then read
             self.mention(session, mention_id)
             post = outbox.current_post(session=session, mention_id=mention_id)
             if post is None:
                 raise InvalidInput("This mention has no card to note on.")
+            last = next((n for n in reversed(store.notes_for(session=session,
+                                                             mention_id=mention_id))
+                         if n.kind == "note"), None)
+            if last is not None and last.author == user and last.text == text:
+                # The same form submitted again (a double click, a retry): one note.
+                # Repeating one's own latest note adds nothing to the thread either.
+                return self.services.card_view_in(session, mention_id)
             store.add_note(session=session, mention_id=mention_id, author=user, text=text,
                            kind="note", now=now)
             # Threaded under the card, its ts looked up at delivery: a card whose post

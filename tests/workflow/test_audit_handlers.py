@@ -224,6 +224,35 @@ def test_the_same_respond_submission_twice_sends_one_reply(
     assert replier.sent == ["Sorry Ana, DM us?"]
 
 
+def test_the_same_note_submitted_twice_is_one_note(
+        wbot: BotServer, fake_slack: FakeSlack, clock: Clock) -> None:
+    """Bolt runs each submission in its own worker, so the two of a double click are
+    applied in sequence here, as the mention's row lock makes them in the bot."""
+    mention_id, channel, ts = post_card(wbot, fake_slack, CASE)
+    workflow = wbot.runtime.services.workflow
+    for _ in range(2):  # a double click on Save
+        workflow.add_note(mention_id=mention_id, user="U0ALICE", text="Known bug ENG-12")
+    assert workflow.notes(mention_id) == [("note", "U0ALICE", "Known bug ENG-12")]
+    # Someone else's, and then the same one again after theirs, are notes of their own.
+    workflow.add_note(mention_id=mention_id, user="U0BOB", text="Known bug ENG-12")
+    workflow.add_note(mention_id=mention_id, user="U0ALICE", text=" Known bug ENG-12 ")
+    assert [author for _k, author, _t in workflow.notes(mention_id)] == [
+        "U0ALICE", "U0BOB", "U0ALICE"]
+    def notes_posted() -> list[object]:
+        clock.advance(seconds=2)  # Slack's pacing (1 message/s per channel) runs on it
+        return [c for c in fake_slack.ok_calls("chat.postMessage") if c.params.get("thread_ts")]
+
+    posted = eventually(lambda: len(notes_posted()) >= 3 and notes_posted())
+    assert len(posted) == 3
+    assert all("Known bug ENG-12" in c.params["text"] for c in posted)
+
+    def card_counts_three() -> bool:
+        clock.advance(seconds=2)
+        return any("3 internal notes in the thread" in str(c.params.get("blocks"))
+                   for c in fake_slack.ok_calls("chat.update"))
+
+    eventually(card_counts_three)
+
 
 # -- App Home: "My claimed mentions" after resolving one ---------------------------------
 
