@@ -101,8 +101,18 @@ class Period:
     start: datetime
     end: datetime
     label: str
+    #: The local calendar days it spans, when it was asked for in days.
+    days: tuple[date, date, ZoneInfo] | None = None
 
     def previous(self) -> Period:
+        """The period just before, as long: as many local calendar days when it spans
+        days (a 23- or 25-hour DST day is one day, not 24 hours), else as many hours."""
+        if self.days is not None:
+            first, last, tz = self.days
+            count = (last - first).days + 1
+            before = (first - timedelta(days=count), first - timedelta(days=1), tz)
+            return Period(local_day(before[0], tz)[0], self.start, f"before {self.label}",
+                          before)
         length = self.end - self.start
         return Period(self.start - length, self.start, f"before {self.label}")
 
@@ -132,10 +142,11 @@ def parse_period(arg: str, *, now: datetime, tz: ZoneInfo) -> Period:
     arg = arg.strip().lower()
     if arg == "today":
         start, end = local_day(today, tz)
-        return Period(start, end, f"today ({today.isoformat()})")
+        return Period(start, end, f"today ({today.isoformat()})", (today, today, tz))
     if arg == "yesterday":
-        start, end = local_day(today - timedelta(days=1), tz)
-        return Period(start, end, f"yesterday ({(today - timedelta(days=1)).isoformat()})")
+        day = today - timedelta(days=1)
+        start, end = local_day(day, tz)
+        return Period(start, end, f"yesterday ({day.isoformat()})", (day, day, tz))
     match = re.fullmatch(r"(\d{1,3})d", arg)
     if match:
         days = int(match.group(1))
@@ -143,7 +154,8 @@ def parse_period(arg: str, *, now: datetime, tz: ZoneInfo) -> Period:
             raise InvalidInput("A range in days must be between 1d and 366d.")
         first = today - timedelta(days=days - 1)
         return Period(local_day(first, tz)[0], local_day(today, tz)[1],
-                      f"last {days} days ({first.isoformat()}..{today.isoformat()})")
+                      f"last {days} days ({first.isoformat()}..{today.isoformat()})",
+                      (first, today, tz))
     if ".." in arg:
         left, _, right = arg.partition("..")
         try:
@@ -155,7 +167,7 @@ def parse_period(arg: str, *, now: datetime, tz: ZoneInfo) -> Period:
         if (last - first).days > 366:
             raise InvalidInput(f"`{arg}`: a range can span at most 366 days.")
         return Period(local_day(first, tz)[0], local_day(last, tz)[1],
-                      f"{first.isoformat()}..{last.isoformat()}")
+                      f"{first.isoformat()}..{last.isoformat()}", (first, last, tz))
     raise InvalidInput(f"`{arg}` is not a range: use today, yesterday, 7d, 30d or "
                        "YYYY-MM-DD..YYYY-MM-DD.")
 

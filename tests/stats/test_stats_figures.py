@@ -39,6 +39,17 @@ def test_periods_are_local_days() -> None:
     span = parse_period("2026-03-28..2026-03-29", now=summer, tz=DUBLIN)
     assert span.end - span.start == timedelta(hours=47)  # the spring-forward night
     assert week.previous().end == week.start
+    # The period before is as many local days, however long they are: the day after
+    # Dublin's spring-forward night (a 23-hour day) is compared with that whole night's
+    # day, midnight to midnight, not with 24 hours reaching into the day before it.
+    monday = parse_period("today", now=datetime(2026, 3, 30, 12, tzinfo=UTC), tz=DUBLIN)
+    sunday = monday.previous()
+    assert (sunday.start, sunday.end) == (datetime(2026, 3, 29, 0, tzinfo=UTC),
+                                          datetime(2026, 3, 29, 23, tzinfo=UTC))
+    assert sunday.previous().start == datetime(2026, 3, 28, 0, tzinfo=UTC)
+    before_span = span.previous()  # 2026-03-26..27, two 24-hour days
+    assert (before_span.start, before_span.end) == (datetime(2026, 3, 26, 0, tzinfo=UTC),
+                                                    span.start)
     for bad in ("8x", "0d", "2026-02-30..2026-03-01", "2026-03-02..2026-03-01"):
         with pytest.raises(InvalidInput):
             parse_period(bad, now=summer, tz=DUBLIN)
