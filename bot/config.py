@@ -8,9 +8,11 @@ a secret's value.
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -76,10 +78,27 @@ class Settings(BaseSettings):
     def _known_database(cls, value: str) -> str:
         if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        # Never echo the URL: it holds the database password.
+        encode = "a password holding / # ? @ or : must be percent-encoded (%2F %23 %3F %40 %3A)"
+        parts = urlsplit(value)
+        if parts.netloc.count("@") > 1:
+            raise ValueError(f"more than one @ before the host: {encode}")
+        try:
+            parts.port  # noqa: B018 - parsing it is the check
+        except ValueError:
+            raise ValueError(f"the port after the host must be a number; {encode}") from None
         if value.startswith("postgres:"):
             value = "postgresql" + value[len("postgres") :]
         if value.startswith("postgresql://"):
             value = "postgresql+psycopg://" + value[len("postgresql://") :]
+        return value
+
+    @field_validator("carebot_log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        value = value.strip().upper()
+        if not isinstance(logging.getLevelName(value), int):
+            raise ValueError("expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return value
 
     @model_validator(mode="after")
@@ -151,6 +170,14 @@ class DigestConfig(BaseModel):
     weekly_channel: str | None = None
     top_themes: int = Field(default=5, ge=1, le=20)
     notable: int = Field(default=5, ge=0, le=20)
+
+    @field_validator("daily_time", "weekly_time", mode="before")
+    @classmethod
+    def _sexagesimal(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted 8:30 as the base-60 integer 510: read it back.
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return f"{value // 60}:{value % 60:02d}"
+        return value
 
     @field_validator("daily_time", "weekly_time")
     @classmethod
@@ -252,6 +279,10 @@ class PriorityConfig(BaseModel):
     alert_channel: str | None = None
 
 
+#: A first-response target: at least a minute (0 would breach every mention at once).
+Minutes = Annotated[int, Field(ge=1)]
+
+
 class SlaConfig(BaseModel):
     """First-response targets and what happens as they run out.
 
@@ -262,7 +293,7 @@ class SlaConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     #: Customer tier -> category -> minutes (overrides ``sla_minutes``).
-    tiers: dict[str, dict[Category, int]] = Field(default_factory=dict)
+    tiers: dict[str, dict[Category, Minutes]] = Field(default_factory=dict)
     #: Fraction of the target at which the warning goes out.
     warn_at: float = Field(default=0.75, gt=0.0, lt=1.0)
     #: How often the SLA check runs.
@@ -389,7 +420,7 @@ class CareConfig(BaseModel):
     triage_channel: str = Field(min_length=1)
     classification: ClassificationConfig = Field(default_factory=ClassificationConfig)
     sample_terms: dict[Category, dict[str, list[str]]] = Field(default_factory=dict)
-    sla_minutes: dict[Category, int] = Field(default_factory=dict)
+    sla_minutes: dict[Category, Minutes] = Field(default_factory=dict)
     sources: list[SourceConfig] = Field(default_factory=list)
     noise: NoiseConfig = Field(default_factory=NoiseConfig)
     workflow: WorkflowConfig = Field(default_factory=WorkflowConfig)
@@ -445,6 +476,9 @@ def load_care_config(path: Path | None) -> CareConfig:
             text = Path(path).read_text("utf-8")
         except OSError as exc:
             raise ConfigError(f"CAREBOT_CONFIG: cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"CAREBOT_CONFIG ({path}): not UTF-8 text (byte {exc.start}); "
+                              f"save it as UTF-8") from None
         where = f"CAREBOT_CONFIG ({path})"
     try:
         data = yaml.safe_load(text)

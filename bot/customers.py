@@ -12,7 +12,9 @@ are imported.
 The CRM hook is ``GET <url>?source=<source>&handle=<handle>`` answering
 ``{"customer_id": "...", "name": "...", "tier": "gold"}``, or 404 for "not a
 customer". Failures are logged and treated as "unknown"; routing never waits
-on a CRM that is down for longer than the configured timeout.
+on a CRM that is down for longer than the configured timeout. ``find`` tells a
+failure (``SourceUnavailable``) apart from "not a customer" (``None``), so the
+caller can ask again once the CRM is back instead of caching "unknown".
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import httpx
 
 from bot.config import CustomerLookupConfig
 from bot.csvrows import dict_rows
-from bot.errors import InvalidInput
+from bot.errors import InvalidInput, SourceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,17 @@ class HttpCustomerLookup:
     def __call__(self, source: str, handle: str) -> CustomerRow | None:
         """The customer for a handle, or None (not a customer, or the CRM failed)."""
         try:
+            return self.find(source, handle)
+        except SourceUnavailable:
+            return None
+
+    def find(self, source: str, handle: str) -> CustomerRow | None:
+        """The customer for a handle, or None when the CRM says it is not a customer.
+
+        Raises:
+            SourceUnavailable: the CRM did not answer (timeout, error status, not JSON).
+        """
+        try:
             resp = self.client.get(self.url, params={"source": source, "handle": handle})
             if resp.status_code == 404:
                 return None
@@ -119,7 +132,7 @@ class HttpCustomerLookup:
         except (httpx.HTTPError, ValueError) as exc:
             # The URL may carry a token: log the error type and status only.
             log.warning("customer lookup failed for %s: %s", source, type(exc).__name__)
-            return None
+            raise SourceUnavailable(f"customer lookup failed: {type(exc).__name__}") from None
         if not isinstance(data, dict) or not data.get("customer_id"):
             return None
         tier = str(data.get("tier") or "").lower() or None

@@ -19,6 +19,10 @@ DEFAULT_TARGETS: dict[str, int] = {"case": 5}
 #: Categories that never have a first-response target.
 NO_SLA = {"noise"}
 
+#: Longer targets ("never, really") are cut to this: about 4,000 years, which the
+#: database's integer column and a datetime can both still hold.
+MAX_TARGET_MINUTES = 2**31 - 1
+
 
 class SlaStatus(StrEnum):
     OK = "ok"
@@ -46,14 +50,16 @@ def target_minutes(category: str | None, tier: str | None, config: CareConfig) -
     """Minutes to first response for a category and customer tier, or None (no SLA)."""
     if category is None or category in NO_SLA:
         return None
-    if tier is not None:
-        per_tier = {str(k): v for k, v in config.attention.sla.tiers.get(tier, {}).items()}
-        if category in per_tier:
-            return per_tier[category]
+    target: int | None
+    per_tier = {str(k): v for k, v in config.attention.sla.tiers.get(tier or "", {}).items()}
     per_category = {str(k): v for k, v in config.sla_minutes.items()}
-    if category in per_category:
-        return per_category[category]
-    return DEFAULT_TARGETS.get(category)
+    if tier is not None and category in per_tier:
+        target = per_tier[category]
+    elif category in per_category:
+        target = per_category[category]
+    else:
+        target = DEFAULT_TARGETS.get(category)
+    return None if target is None else min(target, MAX_TARGET_MINUTES)
 
 
 def evaluate(*, started_at: datetime, target: int | None, now: datetime, warn_fraction: float,

@@ -21,10 +21,15 @@ from storage.tables import AuditLog, Engagement, Mention, SlackPost, UTCDateTime
 
 #: Audit actions that count as a first response (they stop the SLA clock).
 ANSWER_ACTIONS = ("responded", "resolved", "marked_noise")
+#: "Mark noise" is recorded as a reclassification to noise; it stops the clock too.
+RECLASSIFIED = "reclassified"
+NOISE = "noise"
 #: Audit actions that mean a human engaged with the author (starts monitoring).
 ENGAGED_ACTIONS = ("claimed", "responded")
-#: Audit actions that mean the mention has been escalated already.
-ESCALATED_ACTIONS = ("escalated", "auto_escalated")
+#: Audit actions that mean the mention has been escalated already. Not
+#: ``auto_escalated``: that records the attempt, whose stamp is cleared when the
+#: escalation fails so that the next check retries it.
+ESCALATED_ACTIONS = ("escalated",)
 
 STAMPS = ("warned_at", "breached_at", "alerted_at", "escalated_at")
 
@@ -129,7 +134,9 @@ def sync_answers_from_audit(*, session: Session) -> int:
         select(AuditLog.mention_id, func.min(AuditLog.at))
         .join(MentionAttention, col(MentionAttention.mention_id) == col(AuditLog.mention_id))
         .where(col(MentionAttention.answered_at).is_(None),
-               col(AuditLog.action).in_(ANSWER_ACTIONS))
+               or_(col(AuditLog.action).in_(ANSWER_ACTIONS),
+                   and_(col(AuditLog.action) == RECLASSIFIED,
+                        col(AuditLog.detail)["to"].as_string() == NOISE)))
         .group_by(col(AuditLog.mention_id))
     ).all()
     return sum(mark_answered(session=session, mention_id=int(mid), at=at) for mid, at in rows)
@@ -169,19 +176,30 @@ def escalation_candidates(*, session: Session, started_before: datetime, min_pri
 def engaged_original(*, session: Session, source: str, author: str, exclude_id: int,
                      since: datetime) -> tuple[int, SlackPost] | None:
     """The author's most recently engaged mention since ``since`` that has a posted card."""
-    handle = author.strip().lstrip("@").lower()
-    row = session.execute(
-        select(AuditLog.mention_id, SlackPost)
+    handle = _handle(author)
+    bare = func.ltrim(Mention.author, "@")
+    # SQL lower() folds ASCII only (SQLite; PostgreSQL under the C collation): a
+    # handle with a non-ASCII letter is narrowed down by length and compared here.
+    exact = handle.isascii()
+    same_author = func.lower(bare) == handle if exact else func.length(bare) == len(handle)
+    query = (
+        select(AuditLog.mention_id, SlackPost, Mention.author)
         .join(Mention, col(Mention.id) == col(AuditLog.mention_id))
         .join(SlackPost, and_(col(SlackPost.mention_id) == col(Mention.id),
                               col(SlackPost.is_current)))
-        .where(Mention.source == source, func.lower(func.ltrim(Mention.author, "@")) == handle,
+        .where(Mention.source == source, same_author,
                col(Mention.id) != exclude_id, col(AuditLog.action).in_(ENGAGED_ACTIONS),
                col(AuditLog.at) >= since, col(SlackPost.ts).is_not(None))
         .order_by(col(AuditLog.at).desc(), col(AuditLog.id).desc())
-        .limit(1)
-    ).first()
-    return (int(row[0]), row[1]) if row else None
+    )
+    for mention_id, post, who in session.execute(query.limit(1) if exact else query).all():
+        if _handle(who) == handle:
+            return int(mention_id), post
+    return None
+
+
+def _handle(author: str) -> str:
+    return author.strip().lstrip("@").strip().lower()
 
 
 def _open_filters(claimed_by: str | None, channels: Collection[str] | None) -> list[Any]:

@@ -25,7 +25,7 @@ from bot import priority as prio
 from bot import sla
 from bot.config import CareConfig
 from bot.customers import CustomerRow, HttpCustomerLookup
-from bot.errors import CarebotError, InvalidInput, NotAllowed
+from bot.errors import CarebotError, InvalidInput, NotAllowed, SourceUnavailable
 from storage import attention as state
 from storage import audit, outbox, people
 from storage.db import Engine, Session, session_scope
@@ -34,6 +34,8 @@ from storage.tables import Mention
 log = logging.getLogger(__name__)
 
 LIST_NAME_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
+#: After a CRM failure, routing does not ask the CRM again for this long.
+CRM_RETRY = timedelta(minutes=1)
 HANDLE_RE = re.compile(r"^[^\s<>&]{1,255}$")
 
 
@@ -90,6 +92,11 @@ def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _source(mention: Mention) -> str:
+    """The source as watch entries and customer links store it (``Twitter`` = ``twitter``)."""
+    return mention.source.strip().lower()
+
+
 def _short(text: str, limit: int = 280) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -105,7 +112,8 @@ class Attention:
         notify: wakes the outbox worker (``notify("outbox")``).
         escalate: the Social 911 path; ``None`` posts the escalation to the
             alert channel until the workflow's path is wired in.
-        lookup: CRM lookup; built from ``customer_lookup.url`` when ``None``.
+        lookup: CRM lookup, raising ``SourceUnavailable`` when the CRM cannot tell;
+            built from ``customer_lookup.url`` when ``None``.
         conversion_score: ``user -> (average score, count)`` for App Home.
     """
 
@@ -120,21 +128,29 @@ class Attention:
         self._notify = notify
         self.escalate = escalate
         if lookup is None and self.cfg.customer_lookup.url:
-            lookup = HttpCustomerLookup(self.cfg.customer_lookup)
+            lookup = HttpCustomerLookup(self.cfg.customer_lookup).find
         self.lookup = lookup
+        self._crm_down_until: datetime | None = None
         self.conversion_score = conversion_score
 
     # -- routing -------------------------------------------------------------
 
     def prepare(self, batch: Sequence[Mention]) -> None:
-        """Ask the CRM about authors not checked recently (outside any transaction)."""
+        """Ask the CRM about authors not checked recently (outside any transaction).
+
+        A CRM that fails costs one timeout: the rest of the batch, and the batches of
+        the next ``CRM_RETRY``, route with the tier they had, and the authors are not
+        marked checked, so they are asked again once the CRM is back.
+        """
         if self.lookup is None:
             return
         now = self.clock()
+        if self._crm_down_until is not None and now < self._crm_down_until:
+            return
         fresh_after = now - timedelta(hours=self.cfg.customer_lookup.refresh_hours)
         seen: set[tuple[str, str]] = set()
         for mention in batch:
-            key = (mention.source, people.normalize_handle(mention.author))
+            key = (_source(mention), people.normalize_handle(mention.author))
             if key in seen:
                 continue
             seen.add(key)
@@ -142,7 +158,11 @@ class Attention:
                 known = people.profile(session=session, source=key[0], handle=key[1])
             if known.crm_checked_at is not None and known.crm_checked_at > fresh_after:
                 continue
-            row = self.lookup(*key)
+            try:
+                row = self.lookup(*key)
+            except SourceUnavailable:
+                self._crm_down_until = now + CRM_RETRY
+                return
             with session_scope(self.engine) as session:
                 people.touch_author(session=session, source=key[0], handle=key[1], now=now)
                 people.mark_crm_checked(session=session, source=key[0], handle=key[1], now=now)
@@ -154,9 +174,10 @@ class Attention:
                   posted: bool) -> prio.Priority:
         """Score a just-routed mention, start its SLA clock, announce and thread it."""
         mention_id = int(mention.id or 0)
-        people.touch_author(session=session, source=mention.source, handle=mention.author,
+        source = _source(mention)
+        people.touch_author(session=session, source=source, handle=mention.author,
                             now=now, reach=mention.author_reach)
-        who = people.profile(session=session, source=mention.source, handle=mention.author)
+        who = people.profile(session=session, source=source, handle=mention.author)
         score = prio.score(prio.PriorityInput(
             category=mention.category, sentiment=mention.sentiment, tier=who.tier,
             reach=who.reach, reputation=who.reputation, watch_lists=who.watch_lists),

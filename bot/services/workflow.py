@@ -328,6 +328,10 @@ class Workflow:
             if channel is not None:
                 store.move_card(session=session, mention_id=mention_id, channel=channel,
                                 priority=CATEGORY_PRIORITY.get(category.value, 0), now=now)
+            # The new category's first-response target and priority, from the same
+            # start; warnings and alerts already sent stay sent.
+            self.services.attention.on_routed(session=session, mention=mention, now=now,
+                                              posted=mention.channel is not None)
             card = self.changed(session, mention_id, actor=user, action="reclassified", now=now,
                                 detail={"from": before, "to": category.value,
                                         "channel": channel})
