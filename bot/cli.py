@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import socket as sockets
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from bot.config import Settings, load_settings
-from bot.errors import CarebotError
+from bot.errors import CarebotError, ConfigError
 
 log = logging.getLogger("carebot")
 
@@ -56,6 +58,27 @@ def _stored_feedback() -> list[tuple[str, Any]]:
     return [(text, Category(category)) for text, category in rows]
 
 
+def _listen(host: str, port: int) -> sockets.socket:
+    """Bind the HTTP port before anything starts, so a port in use stops the bot at once
+    (in Socket Mode the HTTP server runs in a thread, where a failed bind went unnoticed
+    while its shutdown stopped the workers)."""
+    try:
+        family, kind, proto, _, address = sockets.getaddrinfo(
+            host, port, type=sockets.SOCK_STREAM, flags=sockets.AI_PASSIVE)[0]
+        sock = sockets.socket(family, kind, proto)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                          f"(--host)") from None
+    try:
+        sock.setsockopt(sockets.SOL_SOCKET, sockets.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                          f"(choose another --port)") from None
+    return sock
+
+
 @main.command()
 @click.option("--socket", is_flag=True, help="Use Socket Mode (needs SLACK_APP_TOKEN).")
 @click.option("--host", default="0.0.0.0", show_default=True)
@@ -71,25 +94,27 @@ def run(socket: bool, host: str, port: int) -> None:
         settings.require("slack_app_token")
     else:
         settings.require("slack_signing_secret")
+    listener = _listen(host, port)
     runtime = build_runtime(settings)
     asgi = create_asgi(runtime)
+    import uvicorn
+
     if socket:
         import threading
 
-        import uvicorn
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         assert settings.slack_app_token is not None
         # The ingest endpoint and health checks still listen over HTTP.
         server = uvicorn.Server(uvicorn.Config(asgi, host=host, port=port, log_level="warning",
                                                log_config=None))
-        threading.Thread(target=server.run, name="carebot-http", daemon=True).start()
+        threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="carebot-http",
+                         daemon=True).start()
         SocketModeHandler(runtime.bolt, settings.slack_app_token.get_secret_value()).start()
         return
-    import uvicorn
-
     # log_config=None: uvicorn's records go through our (redacting) root handler.
-    uvicorn.run(asgi, host=host, port=port, log_level="info", access_log=False, log_config=None)
+    uvicorn.Server(uvicorn.Config(asgi, host=host, port=port, log_level="info",
+                                  access_log=False, log_config=None)).run(sockets=[listener])
 
 
 @main.command(name="import")
@@ -216,8 +241,13 @@ def reviews_export(out: Path | None) -> None:
     if out is None:
         click.echo(data, nl=False)
     else:
-        out.write_text(data, encoding="utf-8")
-        click.echo(f"wrote {max(0, data.count(chr(10)) - 1)} review(s) to {out}", err=True)
+        try:
+            out.write_text(data, encoding="utf-8")
+        except OSError as exc:
+            raise click.FileError(str(out), hint=exc.strerror) from None
+        from bot.csvrows import data_rows
+
+        click.echo(f"wrote {data_rows(data)} review(s) to {out}", err=True)
 
 
 @main.group()
@@ -288,6 +318,16 @@ def entrypoint() -> None:
         main(standalone_mode=True)
     except CarebotError as exc:
         click.echo(f"carebot: {exc}", err=True)
+        sys.exit(2)
+    except (DBAPIError, ArgumentError) as exc:
+        # The database is down, refuses us, or DATABASE_URL cannot be used: one line,
+        # the driver's own reason, with any URL password redacted.
+        from bot.logs import Redactor
+
+        lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        reason = lines[0] if lines else type(exc).__name__
+        click.echo(f"carebot: cannot use the database (DATABASE_URL): {Redactor()(reason)}",
+                   err=True)
         sys.exit(2)
 
 

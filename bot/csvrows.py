@@ -42,3 +42,8 @@ def dict_rows(
             why = f"{exc} (a quote inside a quoted field must be doubled: \"\")"
         raise InvalidInput(f"{name} line {start}: {why}") from None
     return rows, columns
+
+
+def data_rows(text: str) -> int:
+    """Records under the header of CSV ``text`` (a quoted field may span lines)."""
+    return max(0, sum(1 for _ in csv.reader(io.StringIO(text, newline=""))) - 1)

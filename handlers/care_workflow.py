@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 
+from bot.csvrows import data_rows
 from bot.errors import CarebotError
 from bot.services import Services
 from bot.services.conversions import conversion_stats
@@ -50,7 +49,7 @@ def register_care(registry: CareRegistry, services: Services) -> None:
             return
         data = workflow.escalations.export_reviews_csv()
         # Rows, not lines: an answer typed over several lines is one quoted CSV field.
-        count = max(0, sum(1 for _ in csv.reader(io.StringIO(data))) - 1)
+        count = data_rows(data)
         if len(data) > MAX_TEXT - 200:
             text = (f"{count} after-action review(s) — too many to show here; export them "
                     "with `carebot reviews export --out reviews.csv`.")
