@@ -135,6 +135,10 @@ class SlackDeliverer:
     def _find_posted(self, outbox_id: int, channel: str, thread_ts: str | None,
                      oldest: str) -> str | None:
         """The ts of the message carrying ``outbox_id`` in a channel or one thread."""
+        if channel[:1] in ("U", "W"):
+            # A message to a user went into the DM with them; a user id has no history
+            # (channel_not_found, which would park the message as undeliverable).
+            channel = str(self.client.conversations_open(users=channel)["channel"]["id"])
         # A reply is not in the channel's history, only in its thread.
         read = (partial(self.client.conversations_replies, ts=thread_ts) if thread_ts
                 else self.client.conversations_history)

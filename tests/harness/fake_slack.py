@@ -57,6 +57,11 @@ class Upload:
     completed: bool = False
 
 
+def dm_of(channel: str) -> str:
+    """The fake's id of the DM with a user (``U123`` -> ``D123``); other ids unchanged."""
+    return "D" + channel[1:] if channel[:1] in ("U", "W") else channel
+
+
 @dataclass
 class FakeSlack:
     calls: list[Call] = field(default_factory=list)
@@ -188,10 +193,14 @@ class FakeSlack:
             message = {"type": "message", "text": params.get("text"), "ts": ts,
                        "metadata": params.get("metadata"),
                        "thread_ts": params.get("thread_ts")}
+            # As Slack does: a post to a user id goes into the DM with them.
+            channel = dm_of(str(params.get("channel")))
             with self.lock:
-                self.history.setdefault(str(params.get("channel")), []).append(message)
-            return {"ok": True, "channel": params.get("channel"), "ts": ts, "message": message}
+                self.history.setdefault(channel, []).append(message)
+            return {"ok": True, "channel": channel, "ts": ts, "message": message}
         if method in ("conversations.history", "conversations.replies"):
+            if str(params.get("channel", ""))[:1] in ("U", "W"):
+                return {"ok": False, "error": "channel_not_found"}  # a user id is no channel
             # As Slack does: history holds a channel's top-level messages only, replies
             # one thread (its parent first, then the replies).
             oldest = float(params.get("oldest") or 0)
@@ -242,7 +251,7 @@ class FakeSlack:
                                   "title": upload.title})
             return {"ok": True, "files": files}
         if method == "conversations.open":
-            return {"ok": True, "channel": {"id": "D" + str(params.get("users", "")).lstrip("U")}}
+            return {"ok": True, "channel": {"id": dm_of(str(params.get("users", "")))}}
         if method == "usergroups.users.list":
             return {"ok": True, "users": list(self.usergroups.get(str(params.get("usergroup")),
                                                                   []))}

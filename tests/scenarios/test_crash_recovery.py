@@ -14,13 +14,13 @@ from storage import outbox
 from storage.tables import Outbox, SlackPost
 
 
-def crashed_delivery(runtime, *, message: bool) -> tuple[int, str]:
+def crashed_delivery(runtime, *, message: bool, to: str = "C0DIGEST") -> tuple[int, str]:
     """Post through a worker that 'dies' right after Slack answered."""
     services = runtime.services
     if message:
         with Session(runtime.engine) as session:
-            outbox.enqueue_message(session=session, channel="C0DIGEST", now=runtime.clock(),
-                                   payload={"channel": "C0DIGEST", "text": "Daily digest"})
+            outbox.enqueue_message(session=session, channel=to, now=runtime.clock(),
+                                   payload={"channel": to, "text": "Daily digest"})
             session.commit()
     else:
         from bot.domain import MentionIn
@@ -35,9 +35,14 @@ def crashed_delivery(runtime, *, message: bool) -> tuple[int, str]:
     return task.id, ts  # ... and the process is SIGKILLed before recording it
 
 
-@pytest.mark.parametrize("message", [False, True], ids=["card", "digest"])
-def test_interrupted_post_is_not_posted_twice(runtime, fake_slack, message: bool) -> None:
-    outbox_id, first_ts = crashed_delivery(runtime, message=message)
+@pytest.mark.parametrize(("message", "to"), [(False, "C0DIGEST"), (True, "C0DIGEST"),
+                                             (True, "U0ESCALATOR")],
+                         ids=["card", "digest", "dm-to-a-user"])
+def test_interrupted_post_is_not_posted_twice(runtime, fake_slack, message: bool,
+                                              to: str) -> None:
+    """A message to a user id (the after-action review request) lands in the DM with
+    them, whose history is read by its D… id: the user id has none."""
+    outbox_id, first_ts = crashed_delivery(runtime, message=message, to=to)
     survivor = SlackDeliverer(Delivery(runtime.services, owner="survivor"),
                               runtime.deliverer.client)
     assert survivor.run_once() == 0  # still leased by the dead worker
