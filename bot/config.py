@@ -304,8 +304,12 @@ class SlaConfig(BaseModel):
     #: ``entitled_tiers``, unanswered this long is escalated (Social 911) once...
     entitled_escalation_minutes: int = Field(default=15, ge=1)
     entitled_tiers: list[str] = Field(default_factory=lambda: ["platinum", "gold"])
-    #: ...but only when the mention's priority is at least this (see docs/PRIORITY_SLA.md).
+    #: ...but only when the mention's priority is at least this (see docs/PRIORITY_SLA.md),
     escalation_min_priority: int = Field(default=40, ge=0, le=100)
+    #: ...it is one of these categories, and its sentiment is not positive: Social 911
+    #: is for a key customer who needs help, never for their praise or a suggestion.
+    escalation_categories: list[Category] = Field(
+        default_factory=lambda: [Category.CASE, Category.RANT, Category.FRAUD, Category.QUERY])
     #: Severity of automatic escalations (``sev1``..``sev3``).
     escalation_severity: str = Field(default="sev2", pattern=r"^sev[1-3]$")
 

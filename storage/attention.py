@@ -157,12 +157,17 @@ def due_for(*, session: Session, stamp: str, boundary: str, now: datetime,
 
 
 def escalation_candidates(*, session: Session, started_before: datetime, min_priority: int,
-                          limit: int = 100) -> list[MentionAttention]:
-    """Entitled, unanswered, not yet escalated mentions older than the escalation time."""
+                          categories: Collection[str], limit: int = 100
+                          ) -> list[MentionAttention]:
+    """Entitled, unanswered, not yet escalated mentions older than the escalation time,
+    in one of ``categories`` and not positive."""
     already = select(AuditLog.mention_id).where(col(AuditLog.action).in_(ESCALATED_ACTIONS),
                                                 col(AuditLog.mention_id).is_not(None))
     return list(session.exec(
         select(MentionAttention)
+        .join(Mention, col(Mention.id) == col(MentionAttention.mention_id))
+        .where(col(Mention.category).in_(list(categories)),
+               or_(col(Mention.sentiment).is_(None), col(Mention.sentiment) != "positive"))
         .where(col(MentionAttention.entitled), col(MentionAttention.answered_at).is_(None),
                col(MentionAttention.escalated_at).is_(None),
                col(MentionAttention.priority) >= min_priority,

@@ -332,7 +332,8 @@ class Attention:
         with session_scope(self.engine) as session:
             candidates = state.escalation_candidates(
                 session=session, started_before=now - timedelta(minutes=minutes),
-                min_priority=self.cfg.sla.escalation_min_priority)
+                min_priority=self.cfg.sla.escalation_min_priority,
+                categories=[c.value for c in self.cfg.sla.escalation_categories])
             mine: list[tuple[int, str]] = []
             for row in candidates:
                 if state.try_stamp(session=session, mention_id=row.mention_id,

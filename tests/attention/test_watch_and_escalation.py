@@ -95,3 +95,27 @@ def test_watched_author_is_escalated_once_and_unwatched_never(
         [post] = fake_slack.wait_for("chat.postMessage",
                                      where=lambda c: "Social 911" in str(c.params.get("text")))
         assert "vip_val" in post.params["text"]
+
+
+def test_a_watched_authors_praise_is_never_escalated(
+        make_bot, clock: Clock, fake_slack: FakeSlack) -> None:
+    """Social 911 is for a key customer who needs help: an MVP with a big following who
+    thanks the brand scores over the escalation bar on reach alone, yet is not
+    escalated; the same author's problem, arriving with it, is."""
+    bot = make_bot()
+    care(bot, fake_slack, "watch add mvp @vip_val", user=ADMIN)
+    clock.at(seconds=-20)
+    rave, case = bot.ingest([
+        {"source": "twitter", "id": "7101", "author": "vip_val", "author_reach": 150_000,
+         "text": "love the new update, thank you so much, best app ever"},
+        {"source": "twitter", "id": "7102", "author": "vip_val", "author_reach": 150_000,
+         "text": TEXT}]).json()["ids"]
+    fake_slack.wait_for("chat.postMessage", 2, where=lambda c: c.params.get("blocks"))
+    with Session(bot.runtime.engine) as session:
+        row = state.get(session=session, mention_id=rave)
+        assert row is not None and row.entitled
+        assert row.priority >= bot.runtime.services.config.attention.sla.escalation_min_priority
+    for minute in range(0, 21):
+        bot.runtime.scheduler.tick(clock.at(minutes=minute))
+    assert len(auto_escalations(bot, case)) == 1
+    assert auto_escalations(bot, rave) == []
