@@ -261,6 +261,15 @@ def _default_watch_lists() -> dict[str, float]:
     return {"mvp": 1.0, "big_customer": 1.0, "influencer": 0.8}
 
 
+def _lowered(value: dict[str, Any]) -> dict[str, Any]:
+    """Tier and list names as carebot stores them (lower case: imported tiers and
+    ``/care watch`` lists are); two keys that differ only in case are refused."""
+    lowered = {str(k).strip().lower(): v for k, v in value.items()}
+    if len(lowered) != len(value):
+        raise ValueError("names must differ by more than upper/lower case")
+    return lowered
+
+
 class PriorityConfig(BaseModel):
     """Priority score: weights, factor tables, and when a mention is announced."""
 
@@ -269,6 +278,8 @@ class PriorityConfig(BaseModel):
     weights: PriorityWeights = Field(default_factory=PriorityWeights)
     #: Customer value tier -> factor in [0, 1]; tiers not listed count 0.
     tiers: dict[str, float] = Field(default_factory=_default_tiers)
+
+    _lower_tiers = field_validator("tiers")(_lowered)
     #: Category -> factor in [0, 1].
     categories: dict[Category, float] = Field(default_factory=_default_category_factors)
     #: Followers at which reach counts fully (reach is scored on a log scale).
@@ -313,6 +324,13 @@ class SlaConfig(BaseModel):
     #: Severity of automatic escalations (``sev1``..``sev3``).
     escalation_severity: str = Field(default="sev2", pattern=r"^sev[1-3]$")
 
+    _lower_tiers = field_validator("tiers")(_lowered)
+
+    @field_validator("entitled_tiers")
+    @classmethod
+    def _lower_entitled(cls, value: list[str]) -> list[str]:
+        return [v.strip().lower() for v in value]
+
 
 class WatchConfig(BaseModel):
     """Watch lists: who may change them, and how much each list weighs."""
@@ -325,6 +343,8 @@ class WatchConfig(BaseModel):
     lists: dict[str, float] = Field(default_factory=_default_watch_lists)
     #: Factor of a custom list not named in ``lists``.
     custom_factor: float = Field(default=0.6, ge=0.0, le=1.0)
+
+    _lower_lists = field_validator("lists")(_lowered)
 
 
 class CustomerLookupConfig(BaseModel):

@@ -73,3 +73,24 @@ def test_cli_reports_config_errors_without_a_traceback(tmp_path: Path) -> None:
     assert "INGEST_TOKEN" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert "xoxb-secret-123" not in proc.stderr + proc.stdout
+
+
+def test_tier_and_list_names_match_whatever_their_case_in_the_config(care_config) -> None:
+    """Imported tiers and /care watch lists are stored in lower case; a config naming
+    `Platinum` or `MVP` used to match nothing (no entitlement, no priority)."""
+    from bot import priority as prio
+    from bot.config import CareConfig
+
+    data = care_config.model_dump(mode="json")
+    attention = data["attention"]
+    attention["priority"]["tiers"] = {"Platinum": 1.0, "GOLD": 0.7}
+    attention["sla"].update(entitled_tiers=["Platinum"], tiers={"Platinum": {"case": 2}})
+    attention["watch"]["lists"] = {"MVP": 1.0}
+    config = CareConfig.model_validate(data).attention
+    assert prio.is_entitled(tier="platinum", watch_lists=(), config=config)
+    assert not prio.is_entitled(tier="gold", watch_lists=(), config=config)
+    assert config.priority.tiers == {"platinum": 1.0, "gold": 0.7}
+    assert "platinum" in config.sla.tiers and config.watch.lists == {"mvp": 1.0}
+    attention["watch"]["lists"] = {"MVP": 1.0, "mvp": 0.5}
+    with pytest.raises(ValueError, match="differ by more than upper/lower case"):
+        CareConfig.model_validate(data)
