@@ -23,12 +23,17 @@ def _settings(**overrides: Any) -> Settings:
 
 def _setup_logging(settings: Settings) -> None:
     """Text or JSON log lines (``CAREBOT_LOG_FORMAT``), secrets redacted from all of them."""
+    from sqlalchemy.engine import make_url
+
     from bot.logs import configure_logging
 
     secrets = [s.get_secret_value() if s else None
                for s in (settings.slack_bot_token, settings.slack_signing_secret,
                          settings.slack_app_token, settings.ingest_token,
                          settings.metrics_token)]
+    # The database password, wherever it shows up (a driver message, a DSN), not
+    # only inside a URL, which the patterns catch.
+    secrets.append(make_url(settings.database_url).password)
     configure_logging(level=settings.carebot_log_level, fmt=settings.carebot_log_format,
                       secrets=secrets)
 

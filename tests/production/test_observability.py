@@ -225,16 +225,21 @@ def test_cli_logging_is_json_and_redacted_for_every_logger(
                              slack_signing_secret=SECRETS["signing"],
                              slack_app_token=SECRETS["app"], ingest_token=SECRETS["ingest"],
                              carebot_log_format="json",
-                             database_url=f"sqlite:///{tmp_path / 'x.db'}", _env_file=None)
+                             database_url="postgresql://care:Db-pass-4711@db:5432/care",
+                             _env_file=None)
     _setup_logging(settings)
     # Third-party loggers (uvicorn, slack_sdk) go through the same handler.
     logging.getLogger("uvicorn.error").warning("request with token=%s", SECRETS["ingest"])
     logging.getLogger("slack_sdk.web").error("signing secret %s", SECRETS["signing"])
+    # The database password alone, outside any URL (a driver's DSN in an error).
+    logging.getLogger("sqlalchemy.pool").error("connect: password=Db-pass-4711 host=db")
     err = capsys.readouterr().err
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
-    assert {line["logger"] for line in lines} >= {"uvicorn.error", "slack_sdk.web"}
+    assert {line["logger"] for line in lines} >= {"uvicorn.error", "slack_sdk.web",
+                                                 "sqlalchemy.pool"}
     assert all(REDACTED in line["message"] for line in lines)
     assert SECRETS["ingest"] not in err and SECRETS["signing"] not in err
+    assert "Db-pass-4711" not in err
 
 
 def test_log_format_and_encoder_backend_settings_are_validated() -> None:
