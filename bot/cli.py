@@ -210,6 +210,11 @@ def sources_poll(names: tuple[str, ...]) -> None:
     unknown = sorted(set(names) - set(poller.sources))
     if unknown:
         raise click.UsageError(f"unknown or disabled source(s): {', '.join(unknown)}")
+    if not poller.sources:
+        poller.close()
+        click.echo("no listening sources are configured or enabled (sources: in "
+                   "CAREBOT_CONFIG; see docs/SOURCES.md)", err=True)
+        sys.exit(1)
     try:
         for name in names or tuple(poller.sources):
             result = poller.poll(name)

@@ -236,3 +236,11 @@ def test_events_in_manifest_have_their_scopes() -> None:
     for event in manifest["settings"]["event_subscriptions"]["bot_events"]:
         assert event in needs, f"add {event} to this table"
         assert needs[event] is None or needs[event] in granted, event
+
+
+def test_sources_poll_without_sources_says_so(tmp_path: Path) -> None:
+    """The default config has no listening sources: the command said nothing at all."""
+    proc = carebot("sources", "poll", env={"DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"},
+                   cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "no listening sources are configured" in proc.stderr and proc.stdout == ""
