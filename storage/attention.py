@@ -203,6 +203,27 @@ def engaged_original(*, session: Session, source: str, author: str, exclude_id: 
     return None
 
 
+def open_mentions_of(*, session: Session, handle: str, source: str | None
+                     ) -> list[Mention]:
+    """An author's posted mentions still waiting for a first response and unresolved
+    (``source`` None: on any source), oldest first."""
+    handle = _handle(handle)
+    bare = func.ltrim(Mention.author, "@")
+    query = (
+        select(Mention)
+        .join(MentionAttention, col(MentionAttention.mention_id) == col(Mention.id))
+        .join(Engagement, col(Engagement.mention_id) == col(Mention.id))
+        .where(Mention.stage == "routed", col(Mention.channel).is_not(None),
+               col(MentionAttention.answered_at).is_(None), open_work(),
+               func.lower(bare) == handle if handle.isascii()
+               else func.length(bare) == len(handle))
+        .order_by(col(Mention.id))
+    )
+    if source is not None:
+        query = query.where(func.lower(Mention.source) == source.lower())
+    return [m for m in session.exec(query).all() if _handle(m.author) == handle]
+
+
 def _handle(author: str) -> str:
     return author.strip().lstrip("@").strip().lower()
 

@@ -412,7 +412,17 @@ class Attention:
             if added:
                 audit.record(session=session, actor=user, action="watch_added", now=now,
                              detail={"list": name, "source": source, "handle": bare})
+                self._rescore_open(session, bare, source, now)
         return added
+
+    def _rescore_open(self, session: Session, handle: str, source: str, now: datetime) -> None:
+        """The author's mentions still waiting get their new priority and entitlement
+        (a key customer added to a watch list after they wrote is escalated if left
+        waiting, like one added before)."""
+        for mention in state.open_mentions_of(
+                session=session, handle=handle,
+                source=None if source == people.ANY_SOURCE else source):
+            self.on_routed(session=session, mention=mention, now=now, posted=True)
 
     def watch_remove(self, *, user: str, list_name: str, handle: str) -> bool:
         """Take a handle off a watch list (admins only). False if it was not on it."""
@@ -425,6 +435,7 @@ class Attention:
             if removed:
                 audit.record(session=session, actor=user, action="watch_removed", now=now,
                              detail={"list": name, "source": source, "handle": bare})
+                self._rescore_open(session, bare, source, now)
         return removed
 
     def watch_lists(self, list_name: str | None = None) -> dict[str, list[str]]:

@@ -119,3 +119,32 @@ def test_a_watched_authors_praise_is_never_escalated(
         bot.runtime.scheduler.tick(clock.at(minutes=minute))
     assert len(auto_escalations(bot, case)) == 1
     assert auto_escalations(bot, rave) == []
+
+
+def test_an_author_watched_after_they_wrote_is_escalated_if_left_waiting(
+        make_bot, clock: Clock, fake_slack: FakeSlack) -> None:
+    """A manager puts a key customer on a watch list five minutes after their problem
+    came in: that waiting mention takes the new priority and entitlement at once, and
+    Social 911 fires when it has waited the escalation time, as if watched before."""
+    bot = make_bot()
+    clock.at(seconds=-20)
+    waiting = bot.ingest({"source": "twitter", "id": "7201", "author": "Late_Lou",
+                          "text": TEXT}).json()["ids"][0]
+    fake_slack.wait_for("chat.postMessage", where=lambda c: c.params.get("blocks"))
+    for minute in range(0, 5):
+        bot.runtime.scheduler.tick(clock.at(minutes=minute))
+    with Session(bot.runtime.engine) as session:
+        before = state.get(session=session, mention_id=waiting)
+        assert before is not None and not before.entitled
+        priority_before = before.priority
+    clock.at(minutes=5)
+    care(bot, fake_slack, "watch add mvp @late_lou", user=ADMIN)
+    with Session(bot.runtime.engine) as session:
+        after = state.get(session=session, mention_id=waiting)
+        assert after is not None and after.entitled and after.watch_lists == ["mvp"]
+        assert after.priority > priority_before
+        assert after.sla_started_at == before.sla_started_at  # the clock did not restart
+    for minute in range(5, 21):
+        bot.runtime.scheduler.tick(clock.at(minutes=minute))
+    [escalation] = auto_escalations(bot, waiting)
+    assert escalation.at == T0 + timedelta(minutes=10)
