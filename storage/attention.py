@@ -17,6 +17,7 @@ from sqlalchemy import JSON, Column, Index, and_, func, or_, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage.mentions import open_work
+from storage.people import normalize_handle
 from storage.tables import AuditLog, Engagement, Mention, SlackPost, UTCDateTime, utcnow
 
 #: Audit actions that count as a first response (they stop the SLA clock).
@@ -181,12 +182,8 @@ def escalation_candidates(*, session: Session, started_before: datetime, min_pri
 def engaged_original(*, session: Session, source: str, author: str, exclude_id: int,
                      since: datetime) -> tuple[int, SlackPost] | None:
     """The author's most recently engaged mention since ``since`` that has a posted card."""
-    handle = _handle(author)
-    bare = func.ltrim(Mention.author, "@")
-    # SQL lower() folds ASCII only (SQLite; PostgreSQL under the C collation): a
-    # handle with a non-ASCII letter is narrowed down by length and compared here.
-    exact = handle.isascii()
-    same_author = func.lower(bare) == handle if exact else func.length(bare) == len(handle)
+    handle = normalize_handle(author)
+    exact, same_author = _author_is(handle)
     query = (
         select(AuditLog.mention_id, SlackPost, Mention.author)
         .join(Mention, col(Mention.id) == col(AuditLog.mention_id))
@@ -198,7 +195,7 @@ def engaged_original(*, session: Session, source: str, author: str, exclude_id: 
         .order_by(col(AuditLog.at).desc(), col(AuditLog.id).desc())
     )
     for mention_id, post, who in session.execute(query.limit(1) if exact else query).all():
-        if _handle(who) == handle:
+        if normalize_handle(who) == handle:
             return int(mention_id), post
     return None
 
@@ -207,25 +204,30 @@ def open_mentions_of(*, session: Session, handle: str, source: str | None
                      ) -> list[Mention]:
     """An author's posted mentions still waiting for a first response and unresolved
     (``source`` None: on any source), oldest first."""
-    handle = _handle(handle)
-    bare = func.ltrim(Mention.author, "@")
+    handle = normalize_handle(handle)
     query = (
         select(Mention)
         .join(MentionAttention, col(MentionAttention.mention_id) == col(Mention.id))
         .join(Engagement, col(Engagement.mention_id) == col(Mention.id))
         .where(Mention.stage == "routed", col(Mention.channel).is_not(None),
                col(MentionAttention.answered_at).is_(None), open_work(),
-               func.lower(bare) == handle if handle.isascii()
-               else func.length(bare) == len(handle))
+               _author_is(handle)[1])
         .order_by(col(Mention.id))
     )
     if source is not None:
         query = query.where(func.lower(Mention.source) == source.lower())
-    return [m for m in session.exec(query).all() if _handle(m.author) == handle]
+    return [m for m in session.exec(query).all() if normalize_handle(m.author) == handle]
 
 
-def _handle(author: str) -> str:
-    return author.strip().lstrip("@").strip().lower()
+def _author_is(handle: str) -> tuple[bool, Any]:
+    """(exact, SQL condition) for mentions by ``handle`` (normalised). SQL lower() folds
+    ASCII only (SQLite; PostgreSQL under the C collation): for a handle with a non-ASCII
+    letter the condition only narrows by length (not exact), and the caller compares
+    :func:`storage.people.normalize_handle` of each row."""
+    bare = func.ltrim(Mention.author, "@")
+    if handle.isascii():
+        return True, func.lower(bare) == handle
+    return False, func.length(bare) == len(handle)
 
 
 def _open_filters(claimed_by: str | None, channels: Collection[str] | None) -> list[Any]:
