@@ -52,6 +52,13 @@ def clock() -> Clock:
 
 
 @pytest.fixture
+def paced(clock: Clock) -> None:
+    """Each reading of the clock moves it 3 s on, so Slack pacing and leases advance;
+    for modules that assert no exact durations (``pytestmark = usefixtures("paced")``)."""
+    clock.step = 3.0
+
+
+@pytest.fixture
 def workflow_config(care_config: CareConfig) -> CareConfig:
     data = care_config.model_dump(mode="json")
     data["workflow"] = {

@@ -25,10 +25,7 @@ from tests.workflow.helpers import (
     wait_card,
 )
 
-
-@pytest.fixture(autouse=True)
-def _paced(clock: Clock) -> None:
-    clock.step = 3.0  # no exact durations asserted here
+pytestmark = pytest.mark.usefixtures("paced")  # no exact durations asserted here
 
 
 UNSURE = {"source": "twitter", "id": "7001", "author": "lee_p",

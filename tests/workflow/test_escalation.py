@@ -37,10 +37,7 @@ from tests.workflow.helpers import (
     wait_card,
 )
 
-
-@pytest.fixture(autouse=True)
-def _paced(clock: Clock) -> None:
-    clock.step = 3.0  # no exact durations asserted here
+pytestmark = pytest.mark.usefixtures("paced")  # no exact durations asserted here
 
 
 SECRET_ENV = "CAREBOT_TEST_CRM_SECRET"

@@ -15,10 +15,7 @@ from tests.harness.signing import command_body, event_body
 from tests.workflow.conftest import Clock
 from tests.workflow.helpers import choose, click, post_card, selected, submit, text, wait_card
 
-
-@pytest.fixture(autouse=True)
-def _paced(clock: Clock) -> None:
-    clock.step = 3.0  # no exact durations asserted here
+pytestmark = pytest.mark.usefixtures("paced")  # no exact durations asserted here
 
 
 CASE = {"source": "twitter", "id": "3001", "author": "kim_l", "text": "app crashes, help"}
