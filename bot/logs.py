@@ -4,8 +4,10 @@
 carebot all propagate to it). The redaction is a handler filter, so it sees
 every record whichever logger emitted it: the configured secret values, any
 Slack token (``xoxb-``/``xoxp-``/``xoxa-``/``xoxr-``/``xapp-``), ``Bearer``
-credentials and the password of a database URL are replaced by ``[REDACTED]``
-in the message, its arguments, the exception text and the stack.
+credentials, the password in a URL (or a bare ``user:password@host``) and
+credential-named query parameters of any URL (``?key=``, ``&access_token=``) are
+replaced by ``[REDACTED]`` in the message, its arguments, the exception text and the
+stack.
 """
 
 from __future__ import annotations
@@ -30,6 +32,14 @@ PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)\b(bearer)\s+[^\s'\",;]+"), rf"\1 {REDACTED}"),
     # scheme://user:password@host -> scheme://user:[REDACTED]@host
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s/]+(@)"), rf"\1{REDACTED}\2"),
+    # user:password@host without the scheme (a URL's netloc, as error texts name a host)
+    (re.compile(r"(?<![\w/.%+:-])([\w.~%+-]+:)[^@\s/:]+(@[\w-]+(?:\.[\w-]+)*)"),
+     rf"\1{REDACTED}\2"),
+    # Credentials in a URL's query string (?key=…, &access_token=…), as httpx writes
+    # them in its request log lines and exception texts: a source's API key, a webhook
+    # token. Their values are not known secrets: the configuration names only env vars.
+    (re.compile(r"(?i)([?&;#][a-z0-9_.-]*?(?:key|token|secret|password|passwd|pwd|sig"
+                r"|signature|auth|credentials?)=)[^&#\s'\"<>]+"), rf"\1{REDACTED}"),
 )
 
 #: Loggers that may have been given handlers of their own before ours.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -12,10 +13,16 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.services.mrkdwn import escape as escape  # re-exported for the handlers
 from bot.views import CardView
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
+#: The longest link carebot writes (what ``/ingest`` accepts); a longer one is left out.
+MAX_URL = 2048
+#: What may not appear raw in a URL inside ``<url|label>`` or a button: the link's own
+#: delimiters, quotes, whitespace and control characters.
+_URL_UNSAFE = re.compile(r'[<>|"\s\x00-\x1f\x7f\u0080-\u009f\u2028\u2029]')
 
 CATEGORY_EMOJI = {
     "case": ":sos:",
@@ -31,9 +38,22 @@ SENTIMENT_EMOJI = {"negative": ":slightly_frowning_face:", "neutral": ":neutral_
                    "positive": ":slightly_smiling_face:"}
 
 
-def escape(text: str) -> str:
-    """Escape Slack's control characters so customer text cannot ping or link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def safe_url(url: str | None) -> str | None:
+    """``url`` with the characters that could end a Slack link percent-encoded, so
+    that a customer's URL cannot close carebot's link and open a ping or another link
+    of its own; ``None`` when there is no URL, it is not http(s), or it is too long."""
+    if not url or not url.startswith(("http://", "https://")):
+        return None
+    encoded = _URL_UNSAFE.sub(
+        lambda m: "".join(f"%{b:02X}" for b in m.group(0).encode()), url)
+    return encoded if len(encoded) <= MAX_URL else None
+
+
+def link(url: str | None, label: str) -> str | None:
+    """A mrkdwn link to ``url`` labelled ``label`` (carebot's own, trusted label);
+    ``None`` when the URL cannot be linked safely."""
+    safe = safe_url(url)
+    return None if safe is None else f"<{safe.replace('&', '&amp;')}|{label}>"
 
 
 def truncate(text: str, limit: int) -> str:
@@ -60,7 +80,7 @@ def card_fallback_text(view: CardView) -> str:
     """Notification text (also what screen readers announce)."""
     label = view.category or "unclassified"
     prefix = "[triage] " if view.triage else ""
-    return truncate(f"{prefix}[{label}] @{view.author}: {view.text}", 300)
+    return truncate(f"{prefix}[{label}] @{escape(view.author)}: {escape(view.text)}", 300)
 
 
 def render_card(view: CardView, *, channel: str | None = None) -> list[Block]:
@@ -87,9 +107,9 @@ def render_card(view: CardView, *, channel: str | None = None) -> list[Block]:
     body = truncate(f"{author}\n{quote}", MAX_SECTION)
 
     meta: list[str] = [f"*{escape(view.source)}*"]
-    if view.url:
-        meta.append(f"<{view.url}|open original>")
-    meta.append(f"lang `{view.lang or '?'}`")
+    if original := link(view.url, "open original"):
+        meta.append(original)
+    meta.append(f"lang `{escape(view.lang or '?')}`")
     if view.sentiment:
         score = f" {view.sentiment_score:+.2f}" if view.sentiment_score is not None else ""
         meta.append(f"{SENTIMENT_EMOJI.get(view.sentiment, '')} {view.sentiment}{score}")

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from bot.logs import Redactor
 from bot.services import Services
 from bot.sources.health import SourceHealth, source_health
+from handlers.blocks import escape
 from handlers.commands import CareCommand, CareRegistry
 
 STATUS_ICON = {"ok": ":large_green_circle:", "never polled": ":white_circle:",
                "failing": ":red_circle:", "backing off": ":large_orange_circle:",
                "disabled": ":black_circle:"}
+#: Secret-shaped text (credentials in URLs, tokens), as the log lines redact it.
+redact = Redactor()
 
 
 def _when(value: datetime | None) -> str:
@@ -36,7 +40,10 @@ def render_sources(rows: list[SourceHealth], now: datetime) -> str:
         if noise:
             lines.append("    dropped as noise: " + ", ".join(f"{k} {v}" for k, v in noise))
         if row.failures or row.last_error:
-            lines.append(f"    last error {_when(row.last_error_at)}: `{row.last_error}`"
+            # The error names a URL's host (maybe with a feed's credentials) and may
+            # quote a remote API's words: redacted like a log line, escaped for mrkdwn.
+            error = escape(redact(row.last_error or ""))
+            lines.append(f"    last error {_when(row.last_error_at)}: `{error}`"
                          + (f" ({row.failures} in a row)" if row.failures else ""))
         if row.backoff_until is not None and row.backoff_until > now:
             lines.append(f"    next try after {_when(row.backoff_until)}")

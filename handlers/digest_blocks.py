@@ -21,8 +21,8 @@ from slack_sdk.models.blocks import (
 
 from bot.digests import DailyDigest, Insight, MentionRef, WeeklyDigest
 from bot.services.reports import SpikeAlert
-from bot.stats import StatsReport
-from handlers.blocks import CATEGORY_EMOJI, MAX_BLOCKS, MAX_SECTION, escape, truncate
+from bot.stats import MentionRow, StatsReport
+from handlers.blocks import CATEGORY_EMOJI, MAX_BLOCKS, MAX_SECTION, escape, link, truncate
 
 Payload = dict[str, Any]
 QUOTE_CHARS = 280
@@ -99,10 +99,11 @@ def tally(counts: dict[str, int], limit: int = 10) -> str:
 
 def quote(m: MentionRef) -> str:
     text = escape(truncate(" ".join(m.text.split()), QUOTE_CHARS))
-    link = f" · <{m.url}|original>" if m.url else ""
+    original = link(m.url, "original")
+    to_original = f" · {original}" if original else ""
     where = f" · <#{m.channel}>" if m.channel else ""
     emoji = CATEGORY_EMOJI.get(m.category or "", ":speech_balloon:")
-    return f"{emoji} *@{escape(m.author)}* ({escape(m.source)}{where}{link})\n> {text}"
+    return f"{emoji} *@{escape(m.author)}* ({escape(m.source)}{where}{to_original})\n> {text}"
 
 
 # -- /care stats ---------------------------------------------------------------
@@ -186,10 +187,10 @@ def daily_messages(digest: DailyDigest) -> list[Payload]:
 def _insight(insight: Insight, *, top: bool) -> str:
     m = insight.mention
     words = escape(truncate(" ".join(m.text.split()), 900 if top else QUOTE_CHARS))
-    link = f"<{m.url}|original>" if m.url else "no link"
+    original = link(m.url, "original") or "no link"
     where = f" · <#{m.channel}>" if m.channel else ""
     return (f"> {words}\n— *@{escape(m.author)}* on {escape(m.source)} ({escape(m.category or '-')}"
-            f"{where} · {link}) · _{escape(m.reason)}_")
+            f"{where} · {original}) · _{escape(m.reason)}_")
 
 
 def weekly_messages(digest: WeeklyDigest) -> list[Payload]:
@@ -214,6 +215,14 @@ def weekly_messages(digest: WeeklyDigest) -> list[Payload]:
 
 # -- spike alerts -------------------------------------------------------------------
 
+def _spike_mention(m: MentionRow) -> str:
+    line = (f"• {CATEGORY_EMOJI.get(m.category or '', '•')} *@{escape(m.author)}*: "
+            f"{escape(truncate(' '.join(m.text.split()), 140))}")
+    if opened := link(m.url, "open"):
+        line += f" {opened}"
+    return line + (f" · <#{m.channel}>" if m.channel else "")
+
+
 def spike_messages(alert: SpikeAlert, *, max_links: int = 10) -> list[Payload]:
     keys = ", ".join(f"{s.kind} *{escape(s.subject)}*" for s in alert.spikes)
     exception = any(s.kind == "exception" for s in alert.spikes)
@@ -223,10 +232,7 @@ def spike_messages(alert: SpikeAlert, *, max_links: int = 10) -> list[Payload]:
              f"alert at {s.threshold:.0f})" for s in alert.spikes]
     ids = sorted({i for s in alert.spikes for i in s.mention_ids})
     shown = [alert.mentions[i] for i in ids[:max_links] if i in alert.mentions]
-    links = [f"• {CATEGORY_EMOJI.get(m.category or '', '•')} *@{escape(m.author)}*: "
-             f"{escape(truncate(' '.join(m.text.split()), 140))}"
-             + (f" <{m.url}|open>" if m.url else "") + (f" · <#{m.channel}>" if m.channel else "")
-             for m in shown]
+    links = [_spike_mention(m) for m in shown]
     more = len(ids) - len(shown)
     blocks: list[Block] = sections(headline + "\n" + "\n".join(lines))
     blocks += sections("*Mentions*\n" + "\n".join(links) + (f"\n…and {more} more" if more else ""))

@@ -25,7 +25,7 @@ from slack_sdk.models.views import View
 from bot.domain import Category, Sentiment
 from bot.services.escalation import SEVERITIES
 from bot.views import ModalContext
-from handlers.blocks import escape, truncate
+from handlers.blocks import MAX_SECTION, escape, truncate
 from handlers.ids import ModalCallback, ModalRef
 
 #: The one action id of every input element; the block id names the field.
@@ -38,7 +38,9 @@ SENTIMENT_LABELS = {Sentiment.NEGATIVE: "Negative", Sentiment.NEUTRAL: "Neutral"
 def _mention(ctx: ModalContext) -> SectionBlock:
     text = f"*@{escape(ctx.author)}* on {escape(ctx.source)}\n> " + \
         escape(truncate(ctx.text, 500)).replace("\n", "\n> ")
-    return SectionBlock(block_id="mention", text=MarkdownTextObject(text=text))
+    # Escaping can make a long name and 500 characters of text outgrow a section.
+    return SectionBlock(block_id="mention",
+                        text=MarkdownTextObject(text=truncate(text, MAX_SECTION)))
 
 
 def _text_input(block_id: str, label: str, *, multiline: bool = True, initial: str | None = None,

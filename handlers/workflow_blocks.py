@@ -23,7 +23,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.views import CardView, EscalationPostView, ReviewRequestView, WorkflowState
-from handlers.blocks import escape, slack_date, truncate
+from handlers.blocks import escape, link, safe_url, slack_date, truncate
 from handlers.ids import CardAction, CardRef, ModalRef, MoreAction, MoreRef
 
 MAX_SECTION = 3000
@@ -92,7 +92,7 @@ def draft_block(view: CardView) -> SectionBlock | None:
     wf = view.workflow or WorkflowState()
     if wf.reply_status not in ("draft", "failed") or not wf.reply_text:
         return None
-    where = f"<{view.url}|{escape(view.source)}>" if view.url else escape(view.source)
+    where = link(view.url, escape(view.source)) or escape(view.source)
     why = "Sending failed — " if wf.reply_status == "failed" else ""
     head = (f":clipboard: *Copy-ready reply* by <@{wf.reply_author}>. {why}Post it on {where}, "
             "then press *Mark responded*.\n")
@@ -136,8 +136,9 @@ def actions_block(view: CardView) -> ActionsBlock:
     """The card's buttons for its state, plus the overflow menu."""
     wf = view.workflow or WorkflowState()
     ref = CardRef(m=view.mention_id).dump()
-    open_link = ([ButtonElement(text="Open", action_id=CardAction.OPEN_LINK, url=view.url)]
-                 if view.url else [])
+    url = safe_url(view.url)
+    open_link = ([ButtonElement(text="Open", action_id=CardAction.OPEN_LINK, url=url)]
+                 if url else [])
     if wf.status == "noise":
         elements: list[Any] = [ButtonElement(text="Reclassify", action_id=CardAction.RECLASSIFY,
                                              value=ref), *open_link]
@@ -187,8 +188,8 @@ class BlockKitMessages:
         links = []
         if view.card_channel:
             links.append(f"card in <#{view.card_channel}>")
-        if view.url:
-            links.append(f"<{view.url}|open original>")
+        if original := link(view.url, "open original"):
+            links.append(original)
         blocks: list[Block] = [
             SectionBlock(block_id="head", text=MarkdownTextObject(text=head)),
             SectionBlock(block_id="body", text=MarkdownTextObject(

@@ -17,6 +17,7 @@ from bot.domain import Category, Prediction, Sentiment
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.services.conversions import conversion_score
 from bot.services.escalation import Escalations
+from bot.services.mrkdwn import escape
 from bot.services.permissions import Permission, Permissions
 from bot.services.replier import Replier, ReplyTarget, default_replier
 from bot.views import CardView, ModalContext, WorkflowState
@@ -387,7 +388,7 @@ class Workflow:
                 session=session, channel=post.channel, now=now, mention_id=mention_id,
                 priority=9,
                 payload={"channel": post.channel, outbox.THREAD_ON_CARD: True,
-                         "text": f":memo: *Internal note* from <@{user}>:\n{text}",
+                         "text": f":memo: *Internal note* from <@{user}>:\n{escape(text)}",
                          "unfurl_links": False, "unfurl_media": False})
             card = self.changed(session, mention_id, actor=user, action="note_added", now=now)
         self.notify("outbox")

@@ -157,8 +157,17 @@ def malformed(where: str, what: str) -> SourceUnavailable:
 
 
 def _where(url: str) -> str:
+    """Host (and port) and path of ``url`` for an error text: never the user and
+    password a private feed's URL may carry, nor the query string (API keys)."""
     parts = urlsplit(url)
-    return f"{parts.netloc}{parts.path}"
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port}{parts.path}" if port else f"{host}{parts.path}"
 
 
 def retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

@@ -108,7 +108,9 @@ class SourceConfig(BaseModel):
     def _feed_urls(cls, value: list[str]) -> list[str]:
         for url in value:
             if not url.startswith(("http://", "https://")):
-                raise ValueError(f"feed {url!r} is not an http(s) URL")
+                # Name the feed by its start only: a feed URL may carry a token.
+                shown = url if len(url) <= 12 else url[:12] + "…"
+                raise ValueError(f"feed {shown!r} is not an http(s) URL")
         return value
 
     @field_validator("apps")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -203,20 +202,6 @@ def test_json_log_lines_redact_secrets_from_messages_and_tracebacks() -> None:
     everything = stream.getvalue()
     for secret in [*SECRETS.values(), "hunter2pass", "xoxp-999"]:
         assert secret not in everything
-
-
-@pytest.fixture
-def root_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    for handler in root.handlers:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
 
 
 def test_cli_logging_is_json_and_redacted_for_every_logger(

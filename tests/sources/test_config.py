@@ -28,6 +28,9 @@ def load_with(tmp_path: Path, sources: list[dict[str, object]]):  # type: ignore
     ({"type": "twitter"}, "sources.0.type: Input should be 'rss', 'reddit'"),
     ({"type": "rss"}, "an rss source needs feeds"),
     ({"type": "rss", "feeds": ["ftp://x"]}, "feed 'ftp://x' is not an http(s) URL"),
+    # A feed URL may carry a token: the error names its start only.
+    ({"type": "rss", "feeds": ["ftp://user:pw@example.com/f?token=abc"]},
+     "feed 'ftp://user:p…' is not an http(s) URL"),
     ({"type": "mastodon", "hashtags": ["x"]}, "a mastodon source needs base_url"),
     ({"type": "reddit", "hashtags": ["x"]}, "hashtags applies only to mastodon sources"),
     ({"type": "appstore", "apps": ["284882215"]}, "expected country:app_id"),

@@ -229,3 +229,19 @@ def test_one_broken_source_never_stops_the_others_on_the_scheduler(
     assert len(scheduler.tick(clock.now)) == 2
     assert len(source_server.requests_for("/api/v1/search_by_date")) == 2
     assert state(engine, "hn-broken").consecutive_failures == 2
+
+
+def test_a_private_feeds_credentials_never_reach_the_stored_error(
+        make_poller: PollerFactory, source_server: SourceServer, engine: Engine) -> None:
+    """The error kept for /care sources names host, port and path: not the user and
+    password of a feed URL like ``https://user:pass@host/feed``, nor its query string."""
+    host_port = source_server.url.removeprefix("http://")
+    feed = f"http://reader:hunter2@{host_port}/private.rss?token=s3cret"
+    poller = make_poller([{"type": "rss", "feeds": [feed]}])
+    source_server.add("/private.rss", SourceServer.json({}, 503))
+    assert poller.poll("rss").status == "failed"
+    errors = []
+    with Session(engine) as session:
+        errors = [s.last_error or "" for s in session.exec(select(SourceState))]
+    assert f"{host_port}/private.rss: HTTP 503" in errors
+    assert not any("hunter2" in e or "reader" in e or "s3cret" in e for e in errors)
