@@ -195,9 +195,11 @@ def build_runtime(
                                                     thread_name_prefix="carebot-listener"))
     register_all(bolt, services)
     # The outbox owns its retry policy (durable, paced): no hidden retries below it.
-    outbox_client = WebClient(token=token, base_url=settings.slack_api_url, timeout=10,
-                              retry_handlers=[])
+    # A call must end well inside the lease of the row it sends, or another replica
+    # could take the row over while the call is still in flight and send it again.
     lease = timedelta(seconds=settings.carebot_lease_seconds)
+    outbox_client = WebClient(token=token, base_url=settings.slack_api_url,
+                              timeout=outbox_timeout(lease), retry_handlers=[])
     deliverer = SlackDeliverer(
         Delivery(services, owner=owner, rate=rate or settings.carebot_slack_rate, lease=lease),
         outbox_client)
@@ -330,3 +332,7 @@ def create_asgi(runtime: Runtime, *, start_workers: bool = True) -> Starlette:
     return Starlette(routes=routes, lifespan=lifespan)
 
 
+def outbox_timeout(lease: timedelta) -> int:
+    """Seconds an outbox Slack call may take: 10, or half the lease when that is
+    shorter (slack_sdk takes whole seconds; at least 1)."""
+    return max(1, min(10, int(lease.total_seconds() // 2)))

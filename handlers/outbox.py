@@ -55,6 +55,11 @@ class SlackDeliverer:
                 waits.append(wait)
                 self.delivery.release(task, seconds=wait)
                 continue
+            if not self.delivery.renew(task):
+                # Its lease ran out while earlier rows were sent (Slack slow) and another
+                # replica took it over: sending it too would post it twice.
+                log.info("outbox %s was taken over by another worker; not sending", task.id)
+                continue
             self._send(task)
             handled += 1
         self._wait_hint = max(0.05, min(waits)) if waits else 1.0

@@ -7,7 +7,9 @@ database decide who runs a period: every replica ticks, computes the latest
 scheduled fire time that is due, and tries to insert ``(job, fire_time)`` into
 ``job_run``; the one insert that succeeds runs the job. A restart finds the row
 and does not run the period again; a replica that dies mid-run leaves a lease
-that expires, and another replica takes the period over. This holds on SQLite
+that expires, and another replica takes the period over. A run that failed is
+retried the same way once its lease has passed, as long as the period is still
+within the job's grace (job bodies are idempotent per period). This holds on SQLite
 and PostgreSQL alike, and needs nothing but the database carebot already has.
 
 Tests drive ``tick(now)`` with a controllable clock instead of the timer.

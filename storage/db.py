@@ -17,6 +17,9 @@ from typing import Any, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
@@ -140,19 +143,47 @@ def alembic_config(engine: Engine) -> Config:
 MIGRATION_LOCK = 0x6361726562  # "careb"
 
 
+def newer_revisions(engine: Engine, cfg: Config) -> list[str]:
+    """Revisions the database is at that this code does not know: a newer carebot migrated it."""
+    script = ScriptDirectory.from_config(cfg)
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_heads()
+    unknown = []
+    for rev in current:
+        try:
+            script.get_revision(rev)
+        except CommandError:  # alembic's "Can't locate revision"
+            unknown.append(rev)
+    return unknown
+
+
+def _upgrade(engine: Engine, revision: str) -> None:
+    cfg = alembic_config(engine)
+    newer = newer_revisions(engine, cfg)
+    if newer:
+        # A rolling deploy (or its rollback): a newer version migrated the schema.
+        # Migrations only add, so this version runs on it; alembic cannot upgrade
+        # from revisions it does not know, and must not refuse to start.
+        log.warning("the database schema is newer than this carebot (at %s); not migrating",
+                    ", ".join(sorted(newer)))
+        return
+    command.upgrade(cfg, revision)
+
+
 def migrate(engine: Engine, revision: str = "heads") -> None:
     """Bring the schema to ``revision`` (idempotent; safe from several replicas).
 
     Replicas starting together on PostgreSQL take turns through an advisory
-    lock: the first migrates, the others then find the schema current.
+    lock: the first migrates, the others then find the schema current. A schema
+    a newer version already migrated is left as it is.
     """
     if engine.dialect.name != "postgresql":
-        command.upgrade(alembic_config(engine), revision)
+        _upgrade(engine, revision)
         return
     with engine.connect() as lock_conn:
         lock_conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
         try:
-            command.upgrade(alembic_config(engine), revision)
+            _upgrade(engine, revision)
         finally:
             lock_conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
             lock_conn.commit()

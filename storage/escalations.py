@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import and_, or_, update
 from sqlmodel import Session, col, select
 
+from storage import leases
 from storage.workflow_tables import AfterActionReview, Dispatch, Escalation
 
 CRM_CASE = "crm_case"
@@ -116,6 +117,13 @@ def lease_due(*, session: Session, owner: str, now: datetime, lease: timedelta,
         return []
     return list(session.exec(select(Dispatch).where(col(Dispatch.id).in_(leased))
                              .order_by(col(Dispatch.id))))
+
+
+def renew_lease(*, session: Session, item_id: int, owner: str, now: datetime,
+                lease: timedelta) -> bool:
+    """Extend ``owner``'s lease on a row it is about to send (:func:`storage.leases.renew`)."""
+    return leases.renew(session=session, table=Dispatch, item_id=item_id, owner=owner, now=now,
+                        lease=lease)
 
 
 def _owned(session: Session, item_id: int, owner: str) -> Dispatch | None:

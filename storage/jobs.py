@@ -15,7 +15,9 @@ def try_claim(*, session: Session, job: str, fire_time: datetime, owner: str, no
               lease: timedelta) -> bool:
     """Claim the run of ``job`` for ``fire_time``; True for exactly one claimer.
 
-    A run whose owner died (still ``running`` after its lease) is taken over.
+    A run whose owner died (still ``running`` after its lease) is taken over, and so is
+    one that failed (say the database restarted under it), once its lease has passed:
+    the period is retried, not lost, while it is within its job's grace.
     """
     insert = dialect_insert(session)
     result = session.execute(
@@ -31,8 +33,8 @@ def try_claim(*, session: Session, job: str, fire_time: datetime, owner: str, no
     taken = session.execute(
         update(JobRun)
         .where(col(JobRun.job) == job, col(JobRun.fire_time) == fire_time,
-               col(JobRun.status) == "running", col(JobRun.lease_until) < now)
-        .values(owner=owner, started_at=now, lease_until=now + lease)
+               col(JobRun.status).in_(("running", "failed")), col(JobRun.lease_until) < now)
+        .values(owner=owner, status="running", started_at=now, lease_until=now + lease)
     )
     return taken.rowcount == 1  # type: ignore[attr-defined, no-any-return]
 

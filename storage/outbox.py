@@ -12,9 +12,11 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, exists, or_, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from storage import leases
 from storage.tables import Outbox, SlackPost
 
 POST_CARD = "post_card"
@@ -144,9 +146,18 @@ def lease_due(
     calling Slack and recording the outcome, so the call may have gone out.
     """
     free = or_(col(Outbox.lease_until).is_(None), col(Outbox.lease_until) < now)
+    # An update of a card another worker is updating right now waits for it: that
+    # worker rendered an older state, and its chat.update landing after ours would
+    # put the older card back.
+    other = aliased(Outbox)
+    card_in_flight = exists().where(
+        col(other.post_id) == col(Outbox.post_id), col(other.kind) == UPDATE_CARD,
+        col(other.id) != col(Outbox.id), col(other.status) == "pending",
+        col(other.lease_until) >= now)
     query = (
         select(Outbox.id, Outbox.lease_owner, Outbox.channel)
-        .where(Outbox.status == "pending", col(Outbox.next_attempt_at) <= now, free)
+        .where(Outbox.status == "pending", col(Outbox.next_attempt_at) <= now, free,
+               or_(col(Outbox.kind) != UPDATE_CARD, ~card_in_flight))
         .order_by(col(Outbox.priority).desc(), col(Outbox.id))
         .limit(limit if per_channel is None else limit * 4)
         # PostgreSQL: pass over rows a Slack action is changing right now. Waiting
@@ -185,6 +196,13 @@ def lease_due(
         .order_by(col(Outbox.priority).desc(), col(Outbox.id))
     )
     return [(row, leased[row.id or 0]) for row in rows]
+
+
+def renew_lease(*, session: Session, item_id: int, owner: str, now: datetime,
+                lease: timedelta) -> bool:
+    """Extend ``owner``'s lease on a row it is about to send (:func:`storage.leases.renew`)."""
+    return leases.renew(session=session, table=Outbox, item_id=item_id, owner=owner, now=now,
+                        lease=lease)
 
 
 def mark_sent(*, session: Session, item_id: int, owner: str, now: datetime, ts: str | None) -> bool:

@@ -50,16 +50,19 @@ def take(*, session: Session, channel: str, now: datetime, rate: float, burst: i
     row = _row(session, channel, now, burst)
     if row.paused_until is not None and row.paused_until > now:
         return (row.paused_until - now).total_seconds()
-    elapsed = max(0.0, (now - row.updated_at).total_seconds())
-    tokens = min(float(burst), row.tokens + elapsed * rate)
-    row.updated_at = now
+    # Replicas' clocks differ a little: the bucket's time only moves forward, so a
+    # replica whose clock is behind never winds it back (which would refill it again
+    # for every replica ahead, each time).
+    at = max(now, row.updated_at)
+    tokens = min(float(burst), row.tokens + (at - row.updated_at).total_seconds() * rate)
+    row.updated_at = at
     wait = 0.0
     if tokens >= 1.0:
         tokens -= 1.0
     else:
-        wait = (1.0 - tokens) / rate
+        wait = (1.0 - tokens) / rate + (at - now).total_seconds()
     row.tokens = tokens
-    row.ready_at = now + timedelta(seconds=max(0.0, (1.0 - tokens) / rate))
+    row.ready_at = at + timedelta(seconds=max(0.0, (1.0 - tokens) / rate))
     session.add(row)
     return wait
 
@@ -71,7 +74,7 @@ def pause(*, session: Session, channel: str, now: datetime, seconds: float, burs
     if row.paused_until is None or row.paused_until < until:
         row.paused_until = until
     row.tokens = 0.0
-    row.updated_at = now
+    row.updated_at = max(now, row.updated_at)
     row.ready_at = until
     session.add(row)
 

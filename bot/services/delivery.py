@@ -168,6 +168,12 @@ class Delivery:
                                         doubt_threads=threads))
         return tasks
 
+    def renew(self, task: OutboxTask) -> bool:
+        """Hold ``task`` for one more lease before calling Slack; False if it was taken over."""
+        with session_scope(self.services.engine) as session:
+            return outbox.renew_lease(session=session, item_id=task.id, owner=self.owner,
+                                      now=self.services.clock(), lease=self.lease)
+
     def succeeded(self, task: OutboxTask, *, ts: str | None) -> bool:
         now = self.services.clock()
         with session_scope(self.services.engine) as session:

@@ -91,6 +91,11 @@ class Dispatcher:
                                        lease=self.lease, limit=self.batch)
             tasks = [(r.id or 0, r.kind, r.ref_id, r.attempts, dict(r.payload)) for r in rows]
         for item_id, kind, ref_id, attempts, payload in tasks:
+            if not self._still_mine(item_id):
+                # Its lease ran out behind slow requests earlier in this batch and another
+                # replica took it over: sending it too would reply to a customer twice.
+                log.info("dispatch %s was taken over by another worker; not sending", item_id)
+                continue
             if kind == esc_store.CRM_CASE:
                 outcome = self.send_case(ref_id or 0, payload)
             elif kind == esc_store.SOURCE_REPLY:
@@ -99,6 +104,12 @@ class Dispatcher:
                 outcome = Outcome(ok=False, error=f"unknown kind {kind}", permanent=True)
             self.record(item_id, kind, ref_id or 0, attempts, outcome)
         return len(tasks)
+
+    def _still_mine(self, item_id: int) -> bool:
+        """Renew this worker's lease on ``item_id`` before sending it; False if it lost it."""
+        with session_scope(self.workflow.services.engine) as session:
+            return esc_store.renew_lease(session=session, item_id=item_id, owner=self.owner,
+                                         now=self.workflow.now(), lease=self.lease)
 
     # -- senders ---------------------------------------------------------------
 

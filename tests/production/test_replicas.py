@@ -83,6 +83,16 @@ class Replica:
 @pytest.fixture
 def replicas(fake_slack: FakeSlack, postgres_admin_url: str, tmp_path: Path):
     url = create_database(postgres_admin_url)
+    started = start_replicas(3, url, fake_slack, tmp_path)
+    try:
+        yield started, url
+    finally:
+        for replica in started:
+            replica.stop()
+
+
+def start_replicas(count: int, url: str, fake_slack: FakeSlack, tmp_path: Path) -> list[Replica]:
+    """``count`` ``carebot run`` processes on ``url``, each ready (all stopped on failure)."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
         "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
@@ -90,14 +100,15 @@ def replicas(fake_slack: FakeSlack, postgres_admin_url: str, tmp_path: Path):
         "CAREBOT_MODEL": "rules", "CAREBOT_SLACK_RATE": "25", "CAREBOT_LEASE_SECONDS": "3",
         "CAREBOT_LOG_LEVEL": "WARNING",
     }
-    started = [Replica(f"replica-{i}", env, tmp_path) for i in range(3)]
+    started = [Replica(f"replica-{i}", env, tmp_path) for i in range(count)]
     try:
-        for replica in started:
-            replica.wait_ready()
-        yield started, url
-    finally:
-        for replica in started:
-            replica.stop()
+        for node in started:
+            node.wait_ready()
+    except BaseException:
+        for node in started:
+            node.stop()
+        raise
+    return started
 
 
 def post_batch(replicas: list[Replica], start: int, batch: list[dict]) -> None:

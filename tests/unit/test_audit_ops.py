@@ -244,3 +244,24 @@ def test_sources_poll_without_sources_says_so(tmp_path: Path) -> None:
                    cwd=tmp_path)
     assert proc.returncode == 1
     assert "no listening sources are configured" in proc.stderr and proc.stdout == ""
+
+
+@pytest.mark.parametrize(("lease", "timeout"), [(60.0, 10), (3.0, 1), (9.0, 4)])
+def test_an_outbox_call_ends_inside_its_lease(tmp_path: Path, lease: float,
+                                              timeout: int) -> None:
+    """A Slack call that outlives the lease of the row it sends lets another replica
+    take the row over mid-call and send it again: the outbox's HTTP timeout is at most
+    half the lease."""
+    from bot.app import build_runtime
+    from bot.classify.factory import rules_classifier
+
+    settings = load_settings(slack_bot_token="xoxb-test", slack_signing_secret="s" * 32,
+                             ingest_token="i" * 32, carebot_lease_seconds=lease,
+                             slack_api_url="http://127.0.0.1:9/api/",
+                             database_url=f"sqlite:///{tmp_path}/t.db", _env_file=None)
+    config = load_care_config(None)
+    runtime = build_runtime(settings, config=config, classifier=rules_classifier(config))
+    try:
+        assert runtime.deliverer.client.timeout == timeout
+    finally:
+        runtime.engine.dispose()
