@@ -179,6 +179,27 @@ def escalation_candidates(*, session: Session, started_before: datetime, min_pri
     ))
 
 
+#: Audit actions that settle an automatic escalation stamped on a mention: it was
+#: escalated (by carebot or a person), posted without a workflow, or refused for good.
+ESCALATION_SETTLED = (*ESCALATED_ACTIONS, "auto_escalation_posted", "auto_escalation_refused")
+
+
+def stranded_escalations(*, session: Session, stamped_before: datetime) -> list[MentionAttention]:
+    """Mentions stamped for automatic escalation before ``stamped_before`` whose
+    escalation never happened: the process that stamped them died before escalating
+    (the stamp commits first, so that one replica alone escalates). Unanswered ones only."""
+    settled = select(AuditLog.mention_id).where(col(AuditLog.action).in_(ESCALATION_SETTLED),
+                                                col(AuditLog.mention_id).is_not(None))
+    return list(session.exec(
+        select(MentionAttention)
+        .where(col(MentionAttention.escalated_at).is_not(None),
+               col(MentionAttention.escalated_at) <= stamped_before,
+               col(MentionAttention.answered_at).is_(None),
+               col(MentionAttention.mention_id).not_in(settled))
+        .order_by(col(MentionAttention.mention_id))
+    ))
+
+
 def engaged_original(*, session: Session, source: str, author: str, exclude_id: int,
                      since: datetime) -> tuple[int, SlackPost] | None:
     """The author's most recently engaged mention since ``since`` that has a posted card."""

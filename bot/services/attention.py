@@ -26,6 +26,7 @@ from bot import sla
 from bot.config import CareConfig
 from bot.customers import CustomerRow, HttpCustomerLookup
 from bot.errors import CarebotError, InvalidInput, NotAllowed, SourceUnavailable
+from bot.services.mrkdwn import escape
 from storage import attention as state
 from storage import audit, outbox, people
 from storage.db import Engine, Session, session_scope
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 LIST_NAME_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
 #: After a CRM failure, routing does not ask the CRM again for this long.
 CRM_RETRY = timedelta(minutes=1)
+#: How long after its stamp an automatic escalation that left no trace (the process
+#: died between the stamp and the escalation) is taken up again.
+STRANDED_ESCALATION = timedelta(minutes=5)
 HANDLE_RE = re.compile(r"^[^\s<>&]{1,255}$")
 
 
@@ -86,10 +90,6 @@ class HomeView:
     conversion_score: float | None
     conversions: int
     generated_at: datetime
-
-
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _source(mention: Mention) -> str:
@@ -218,14 +218,14 @@ class Attention:
         if not state.try_stamp(session=session, mention_id=int(mention.id or 0),
                                stamp="alerted_at", now=now):
             return
-        who_bits = [f"@{_esc(mention.author)}"]
+        who_bits = [f"@{escape(mention.author)}"]
         if who.tier:
             who_bits.append(f"{who.tier} customer")
         if who.watch_lists:
             who_bits.append("watch: " + ", ".join(who.watch_lists))
         text = (f":rotating_light: *High-priority negative mention* — priority *{score}*"
                 f" · {mention.category} · {' · '.join(who_bits)} in <#{mention.channel}>\n"
-                f"> {_esc(_short(mention.text))}")
+                f"> {escape(_short(mention.text))}")
         outbox.enqueue_message(session=session, channel=channel, now=now, priority=9,
                                mention_id=mention.id,
                                payload={"channel": channel, "text": text,
@@ -235,9 +235,9 @@ class Attention:
 
     def _thread_follow_up(self, session: Session, mention: Mention, post: Any, score: int,
                           now: datetime) -> None:
-        text = (f":eyes: *Follow-up* from @{_esc(mention.author)} after this engagement "
+        text = (f":eyes: *Follow-up* from @{escape(mention.author)} after this engagement "
                 f"(priority {score}, {mention.category}, card in <#{mention.channel}>):\n"
-                f"> {_esc(_short(mention.text))}\n"
+                f"> {escape(_short(mention.text))}\n"
                 "Did the engagement convert them? Tag the conversion on this card.")
         outbox.enqueue_message(session=session, channel=post.channel, now=now, priority=8,
                                mention_id=mention.id,
@@ -317,9 +317,9 @@ class Attention:
                 mention_id=row.mention_id,
                 payload={"channel": alert_channel, "unfurl_links": False,
                          "text": (f":rotating_light: {ping}*SLA breached* — {mention.category} "
-                                  f"from @{_esc(mention.author)}{where}, priority "
+                                  f"from @{escape(mention.author)}{where}, priority "
                                   f"{row.priority}, target {target} min:\n"
-                                  f"> {_esc(_short(mention.text, 200))}")})
+                                  f"> {escape(_short(mention.text, 200))}")})
         outbox.enqueue_card_update(session=session, mention_id=row.mention_id, now=now)
         audit.record(session=session, actor="carebot",
                      action="sla_breached" if breached else "sla_warned",
@@ -330,6 +330,16 @@ class Attention:
         """Escalate entitled, unanswered mentions; stamp first so it happens once."""
         minutes = self.cfg.sla.entitled_escalation_minutes
         with session_scope(self.engine) as session:
+            # Stamped by a process that died before it escalated: un-stamp, so the
+            # candidates below take them up again (a conditional update: one replica).
+            for row in state.stranded_escalations(
+                    session=session, stamped_before=now - STRANDED_ESCALATION):
+                if row.escalated_at is not None:
+                    state.clear_stamp(session=session, mention_id=row.mention_id,
+                                      stamp="escalated_at", value=row.escalated_at)
+                    log.warning("automatic escalation of mention %s was stamped at %s and "
+                                "never done: retrying", row.mention_id, row.escalated_at)
+            session.flush()
             candidates = state.escalation_candidates(
                 session=session, started_before=now - timedelta(minutes=minutes),
                 min_priority=self.cfg.sla.escalation_min_priority,
@@ -357,6 +367,10 @@ class Attention:
             except CarebotError as exc:
                 # Refused for good (e.g. a human escalated or resolved it meanwhile).
                 log.info("automatic escalation of mention %s refused: %s", mention_id, exc)
+                with session_scope(self.engine) as session:
+                    audit.record(session=session, actor="carebot",
+                                 action="auto_escalation_refused", mention_id=mention_id,
+                                 now=self.clock(), detail={"reason": str(exc)})
             except Exception:  # noqa: BLE001 - un-stamp so the next check retries it
                 log.exception("automatic escalation of mention %s failed", mention_id)
                 with session_scope(self.engine) as session:
@@ -373,12 +387,14 @@ class Attention:
         ping = f"<!subteam^{group}> " if group else ""
         with session_scope(self.engine) as session:
             mention = session.get(Mention, mention_id)
-            text = (f":sos: {ping}*Social 911* — {_esc(reason)}\n"
-                    f"> @{_esc(mention.author if mention else '?')}: "
-                    f"{_esc(_short(mention.text if mention else ''))}")
+            text = (f":sos: {ping}*Social 911* — {escape(reason)}\n"
+                    f"> @{escape(mention.author if mention else '?')}: "
+                    f"{escape(_short(mention.text if mention else ''))}")
             outbox.enqueue_message(session=session, channel=channel, now=now, priority=9,
                                    mention_id=mention_id,
                                    payload={"channel": channel, "text": text})
+            audit.record(session=session, actor="carebot", action="auto_escalation_posted",
+                         mention_id=mention_id, now=now, detail={"channel": channel})
 
     # -- watch lists ---------------------------------------------------------
 

@@ -148,3 +148,37 @@ def test_an_author_watched_after_they_wrote_is_escalated_if_left_waiting(
         bot.runtime.scheduler.tick(clock.at(minutes=minute))
     [escalation] = auto_escalations(bot, waiting)
     assert escalation.at == T0 + timedelta(minutes=10)
+
+
+def test_an_escalation_stamped_by_a_process_that_died_is_done_once_later(
+        make_bot, clock: Clock, fake_slack: FakeSlack) -> None:
+    """The stamp that makes one replica alone escalate commits before the escalation
+    runs; a replica killed between the two left the stamp and no escalation, and the
+    key customer was never escalated. Five minutes on, the check takes it up again."""
+    bot = make_bot()
+    care(bot, fake_slack, "watch add mvp @vip_val", user=ADMIN)
+    clock.at(seconds=-20)
+    watched = bot.ingest({"source": "twitter", "id": "7101", "author": "vip_val",
+                          "text": TEXT}).json()["ids"][0]
+    fake_slack.wait_for("chat.postMessage", where=lambda c: c.params.get("blocks")
+                        and c.params["channel"] == "C0SUPPORT")
+    # What the dead replica left: the stamp at 09:10, committed; nothing else.
+    with Session(bot.runtime.engine) as session:
+        assert state.try_stamp(session=session, mention_id=watched, stamp="escalated_at",
+                               now=T0 + timedelta(minutes=10))
+        session.commit()
+
+    def escalated() -> list[AuditLog]:
+        with Session(bot.runtime.engine) as session:
+            return list(session.exec(select(AuditLog).where(
+                AuditLog.mention_id == watched,
+                AuditLog.action.in_(("escalated", "auto_escalation_posted")))))  # type: ignore[attr-defined]
+
+    for minute in range(10, 15):  # another replica may still be escalating it
+        bot.runtime.scheduler.tick(clock.at(minutes=minute))
+    assert escalated() == [] and auto_escalations(bot, watched) == []
+    for minute in range(15, 22):
+        bot.runtime.scheduler.tick(clock.at(minutes=minute))
+    assert len(escalated()) == 1
+    [redo] = auto_escalations(bot, watched)
+    assert redo.at == T0 + timedelta(minutes=15)
