@@ -5,12 +5,18 @@ Definitions (the numbers ``/care stats`` and the digests show):
 - *Volume*: mentions whose arrival (``ingested_at``) falls in the period, by
   category, department, language and source (missing values count as ``"-"``).
 - *Time to first response* (TTFR): minutes from a mention's arrival in carebot
-  to its first response (``responded_at``), the part of the delay the team
-  controls. p50/p90 are nearest-rank percentiles (the smallest value with at
-  least p% of values at or below it). *Within SLA* is the share of responses
-  no later than their category's ``sla_minutes``.
-- *Response rate*: responded mentions / actionable mentions (every category but
-  ``noise``; unclassified mentions are not actionable).
+  (not its publication) to its first response (``responded_at``), the part of
+  the delay the team controls, over the actionable mentions answered (every
+  category but ``noise``; unclassified mentions are not actionable). p50/p90 are
+  nearest-rank percentiles (the smallest value with at least p% of values at or
+  below it).
+- *Within SLA*: met / (met + missed). A mention's target is the one its SLA clock
+  ran on (``mention_attention.sla_minutes``: per category and customer tier),
+  else its category's ``sla_minutes``. Met: answered within the target. Missed:
+  answered later, or still unanswered (and unresolved) when the target passed —
+  nine cases never answered and one answered in two minutes is 10 %, not 100 %.
+  Unanswered mentions whose target has not passed yet are not judged.
+- *Response rate*: responded mentions / actionable mentions.
 - *Conversion score* of an engagement: the stored score when the workflow
   recorded one, else ``rank(after) - rank(before)`` with negative=0, neutral=1,
   positive=2 (negative→positive = 2, negative→neutral = 1, no change = 0, a
@@ -22,6 +28,10 @@ Definitions (the numbers ``/care stats`` and the digests show):
   with a confidence at or above the routing threshold, i.e. routed straight to
   its department (or dropped as noise) rather than to triage. Its *precision*
   is the share of those never reclassified by a human to another category.
+  For one department or category, an automatic decision counts where it sent
+  the mention (a rant routed to comms and corrected to a case is an error of
+  comms and rant, not of support and case); mentions a person moved there are
+  classified there, not automated.
 - *Per agent*: claims, responses, TTFR p50 and mean conversion score.
 - *Exceptions*: mentions containing each configured hashtag (case-insensitive).
 - *Heatmap*: arrivals by local weekday (Mon=0) and hour, for staffing.
@@ -32,7 +42,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -62,6 +72,8 @@ class MentionRow:
     author_reach: int | None = None
     published_at: datetime | None = None
     priority: int | None = None
+    #: The first-response target the mention's SLA clock ran on (customer tier included).
+    sla_minutes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +209,8 @@ def parse_stats_args(args: Sequence[str], *, now: datetime, tz: ZoneInfo,
             try:
                 period = parse_period(word, now=now, tz=tz)
             except InvalidInput:
+                if ".." in word or re.fullmatch(r"\d+d", word):
+                    raise  # meant as a range: say what is wrong with it
                 known = ", ".join(sorted(departments | categories))
                 raise InvalidInput(f"`{raw}` is neither a range (today, 7d, 30d, "
                                    f"YYYY-MM-DD..YYYY-MM-DD) nor one of: {known}.") from None
@@ -250,6 +264,8 @@ class SlaFigures:
     p90: float | None
     sla_minutes: int | None
     within_sla: float | None
+    #: Unanswered (and unresolved) mentions whose target has passed: misses in ``within_sla``.
+    overdue: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,9 +340,15 @@ def compute_stats(
     exception_hashtags: Sequence[str],
     tz: ZoneInfo,
     threshold: float = 0.0,
+    routing: Mapping[str, str | None] | None = None,
+    now: datetime | None = None,
 ) -> StatsReport:
     """Compute a ``StatsReport``; ``mentions`` may span more than the period
-    (the previous period, for the conversion trend, is taken from them too)."""
+    (the previous period, for the conversion trend, is taken from them too).
+
+    ``routing`` (category -> department) tells which department an automatic
+    classification sent a mention to. ``now`` judges unanswered mentions against
+    their SLA target (without it only answered ones are judged)."""
     period = query.period
     chosen = select_mentions(mentions, period, department=query.department,
                              category=query.category)
@@ -340,29 +362,37 @@ def compute_stats(
     report.actionable = len(actionable)
     minutes_by_category: dict[str, list[float]] = {}
     all_minutes: list[float] = []
-    within = with_sla = 0
-    for m in chosen:
-        minutes = response_minutes(m, engagements.get(m.id))
+    met: Counter[str] = Counter()
+    judged: Counter[str] = Counter()
+    overdue: Counter[str] = Counter()
+    for m in actionable:  # noise answered before a person set it aside does not count
+        category = m.category or "-"
+        limit = m.sla_minutes if m.sla_minutes is not None else sla_minutes.get(category)
+        engagement = engagements.get(m.id)
+        minutes = response_minutes(m, engagement)
         if minutes is None:
+            waited = None if now is None else (now - m.ingested_at).total_seconds() / 60.0
+            resolved = engagement is not None and engagement.resolved_at is not None
+            if limit is not None and waited is not None and waited > limit and not resolved:
+                judged[category] += 1
+                overdue[category] += 1
             continue
         all_minutes.append(minutes)
-        minutes_by_category.setdefault(m.category or "-", []).append(minutes)
-        limit = sla_minutes.get(m.category or "")
+        minutes_by_category.setdefault(category, []).append(minutes)
         if limit is not None:
-            with_sla += 1
-            within += minutes <= limit
-    report.responded = sum(1 for m in actionable if response_minutes(m, engagements.get(m.id))
-                           is not None)
+            judged[category] += 1
+            met[category] += minutes <= limit
+    report.responded = len(all_minutes)
     report.response_rate = _ratio(report.responded, report.actionable)
     report.ttfr_p50 = percentile(all_minutes, 50)
     report.ttfr_p90 = percentile(all_minutes, 90)
-    report.within_sla = _ratio(within, with_sla)
-    for category in sorted(minutes_by_category):
-        values = minutes_by_category[category]
+    report.within_sla = _ratio(sum(met.values()), sum(judged.values()))
+    for category in sorted(set(minutes_by_category) | set(overdue)):
+        values = minutes_by_category.get(category, [])
         limit = sla_minutes.get(category)
         report.sla.append(SlaFigures(
             category, len(values), percentile(values, 50), percentile(values, 90), limit,
-            _ratio(sum(v <= limit for v in values), len(values)) if limit is not None else None))
+            _ratio(met[category], judged[category]), overdue[category]))
 
     scores = _scores(chosen, engagements)
     report.conversion_avg, report.conversion_n = _mean(scores), len(scores)
@@ -372,7 +402,19 @@ def compute_stats(
     if report.conversion_avg is not None and report.conversion_prev_avg is not None:
         report.conversion_trend = report.conversion_avg - report.conversion_prev_avg
 
-    _automation(report, chosen, classifications, threshold)
+    # Without the routing, a department's automatic decisions cannot be told apart.
+    scoped = (query.category is not None or query.department is not None) and (
+        query.department is None or routing is not None)
+
+    def sent_here(category: str) -> bool:
+        """Whether an automatic classification as ``category`` put a mention in scope."""
+        return ((query.category is None or category == query.category)
+                and (query.department is None
+                     or (routing or {}).get(category) == query.department))
+
+    _automation(report, select_mentions(mentions, period) if scoped else chosen,
+                {m.id for m in chosen}, classifications, threshold,
+                sent_here if scoped else None)
     report.agents = _agents(chosen, engagements)
     report.exceptions = {tag: sum(1 for m in chosen if hashtag_hits(m.text, [tag]))
                          for tag in exception_hashtags}
@@ -393,19 +435,29 @@ def _scores(mentions: Iterable[MentionRow], engagements: Mapping[int, Engagement
     return scores
 
 
-def _automation(report: StatsReport, chosen: Sequence[MentionRow],
-                classifications: Sequence[ClassificationRow], threshold: float) -> None:
+def _automation(report: StatsReport, mentions: Sequence[MentionRow], chosen: set[int],
+                classifications: Sequence[ClassificationRow], threshold: float,
+                sent_here: Callable[[str], bool] | None) -> None:
+    """Automation figures of the ``chosen`` mentions; with ``sent_here``, an automatic
+    decision counts where it sent the mention, wherever the mention is now."""
     history: dict[int, list[ClassificationRow]] = {}
     for row in sorted(classifications, key=lambda c: (c.created_at, c.mention_id)):
         history.setdefault(row.mention_id, []).append(row)
-    for m in chosen:
+    for m in mentions:
         rows = history.get(m.id)
         if not rows:
             continue
-        report.classified += 1
         first = rows[0]
-        if is_human(first) or (first.confidence is not None and first.confidence < threshold):
-            continue  # decided by a person, or sent to triage for one
+        # Not automated: decided by a person, or sent to triage for one.
+        automated = not is_human(first) and (first.confidence is None
+                                             or first.confidence >= threshold)
+        if sent_here is not None:
+            automated = automated and sent_here(first.category)
+        if not automated and m.id not in chosen:
+            continue
+        report.classified += 1
+        if not automated:
+            continue
         report.automated += 1
         if any(is_human(r) and r.category != first.category for r in rows[1:]):
             report.reclassified += 1

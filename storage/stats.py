@@ -53,7 +53,8 @@ _conversion = sa.table("conversion", sa.column("mention_id"), sa.column("before"
                        sa.column("after"), sa.column("score"), sa.column("agent"))
 _flag = sa.table("mention_flag", sa.column("mention_id"), sa.column("flag"),
                  sa.column("actor"), sa.column("created_at", UTCDateTime()))
-_attention = sa.table("mention_attention", sa.column("mention_id"), sa.column("priority"))
+_attention = sa.table("mention_attention", sa.column("mention_id"), sa.column("priority"),
+                      sa.column("sla_minutes"))
 
 
 def _has_table(session: Session, name: str) -> bool:
@@ -71,13 +72,13 @@ def mention_rows(*, session: Session, start: datetime, end: datetime,
                  department: str | None = None) -> list[MentionRow]:
     """Mentions that arrived in ``[start, end)`` (optionally of one department), by id."""
     has_priority = _has_table(session, "mention_attention")
-    query = (sa.select(Mention, _attention.c.priority).outerjoin(
+    query = (sa.select(Mention, _attention.c.priority, _attention.c.sla_minutes).outerjoin(
         _attention, _attention.c.mention_id == Mention.id) if has_priority
-        else sa.select(Mention, sa.null()))
+        else sa.select(Mention, sa.null(), sa.null()))
     query = query.where(*_in_range(start, end, department))
     rows = []
     for result in session.execute(query.order_by(col(Mention.id))).all():
-        mention, priority = result[0], result[1]
+        mention, priority, sla = result[0], result[1], result[2]
         rows.append(MentionRow(
             id=int(mention.id), ingested_at=mention.ingested_at, source=mention.source,
             author=mention.author, text=mention.text, url=mention.url, lang=mention.lang,
@@ -85,7 +86,8 @@ def mention_rows(*, session: Session, start: datetime, end: datetime,
             channel=mention.channel, sentiment=mention.sentiment,
             sentiment_score=mention.sentiment_score, author_reach=mention.author_reach,
             published_at=mention.published_at,
-            priority=int(priority) if priority is not None else None))
+            priority=int(priority) if priority is not None else None,
+            sla_minutes=int(sla) if sla is not None else None))
     return rows
 
 
@@ -154,13 +156,34 @@ EXPORT_COLUMNS: tuple[str, ...] = (
 )
 
 
-def export_rows(*, session: Session, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """Mentions of the range with every engagement column, for the CSV export."""
+#: The conversion tag of each mention, after the engagement columns.
+CONVERSION_EXPORT = {"conversion_before": "before", "conversion_after": "after",
+                     "conversion_score": "score"}
+
+
+def _engagement_export() -> list[Any]:
     engagement = Engagement.__table__  # type: ignore[attr-defined]
-    extra = [c for c in engagement.c if c.name not in ("mention_id", "version")]
-    query = (sa.select(*[getattr(Mention, name) for name in EXPORT_COLUMNS], *extra)
-             .outerjoin(engagement, engagement.c.mention_id == Mention.id)
-             .where(*_in_range(start, end, None)).order_by(col(Mention.id)))
+    return [c for c in engagement.c if c.name not in ("mention_id", "version")]
+
+
+def export_columns() -> list[str]:
+    """The CSV header: the same whether the period has rows or not."""
+    return [*EXPORT_COLUMNS, *(c.name for c in _engagement_export()), *CONVERSION_EXPORT]
+
+
+def export_rows(*, session: Session, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Mentions of the range with every engagement column and the conversion tag, for
+    the CSV export (keys in ``export_columns()`` order)."""
+    engagement = Engagement.__table__  # type: ignore[attr-defined]
+    has_conversion = _has_table(session, "conversion")
+    conversion = [(_conversion.c[name] if has_conversion else sa.null()).label(label)
+                  for label, name in CONVERSION_EXPORT.items()]
+    query = (sa.select(*[getattr(Mention, name) for name in EXPORT_COLUMNS],
+                       *_engagement_export(), *conversion)
+             .outerjoin(engagement, engagement.c.mention_id == Mention.id))
+    if has_conversion:
+        query = query.outerjoin(_conversion, _conversion.c.mention_id == Mention.id)
+    query = query.where(*_in_range(start, end, None)).order_by(col(Mention.id))
     return [dict(row) for row in session.execute(query).mappings()]
 
 

@@ -130,7 +130,9 @@ class Reports:
             query, mentions, engagements, history,
             sla_minutes={c.value: m for c, m in self.config.sla_minutes.items()},
             exception_hashtags=self.stats_config.exception_hashtags, tz=self.tz,
-            threshold=self.config.classification.threshold)
+            threshold=self.config.classification.threshold,
+            routing={c.value: d for c, d in self.config.routing.items()},
+            now=self.services.clock())
 
     # -- digests -------------------------------------------------------------
 
@@ -301,11 +303,14 @@ class Reports:
     # -- export --------------------------------------------------------------
 
     def export_csv(self, period: Period) -> tuple[str, bytes, int]:
-        """(filename, CSV bytes, row count) of mentions and engagements in ``period``."""
+        """(filename, CSV bytes, row count) of mentions and engagements in ``period``.
+
+        UTF-8 with a byte-order mark: without it Excel opens the file as the
+        local ANSI code page and garbles accented and Cyrillic text."""
         with session_scope(self.services.engine) as session:
             rows = store.export_rows(session=session, start=period.start, end=period.end)
         buffer = io.StringIO()
-        columns = list(rows[0]) if rows else list(store.EXPORT_COLUMNS)
+        columns = store.export_columns()
         writer = csv.writer(buffer)
         writer.writerow(columns)
         for row in rows:
@@ -313,7 +318,7 @@ class Reports:
         first = self.local_date(period.start)
         last = self.local_date(period.end - timedelta(microseconds=1))
         name = f"carebot-mentions-{first.isoformat()}-to-{last.isoformat()}.csv"
-        return name, buffer.getvalue().encode("utf-8"), len(rows)
+        return name, buffer.getvalue().encode("utf-8-sig"), len(rows)
 
 
 def _cell(value: object) -> str:

@@ -130,7 +130,9 @@ def test_export_uploads_a_csv_to_the_requester(stats_bot: tuple[BotServer, Seede
     assert f"Exported {len(week) + 1} mentions" in reply.params["text"]
     [upload] = fake_slack.uploaded("D0MANAGER")
     assert upload.filename == "carebot-mentions-2026-11-17-to-2026-11-23.csv"
-    rows = list(csv.DictReader(io.StringIO(upload.data.decode("utf-8"))))
+    # A byte-order mark first, so Excel reads accented and Cyrillic text as UTF-8.
+    assert upload.data.startswith(b"\xef\xbb\xbfid,")
+    rows = list(csv.DictReader(io.StringIO(upload.data.decode("utf-8-sig"))))
     assert [int(r["id"]) for r in rows[:-1]] == [m.id for m in week]
     assert rows[0]["claimed_by"] == (seeded.engagements[week[0].id].claimed_by or "")
     assert rows[-1]["text"] == "'=HYPERLINK(\"http://evil\")"  # never a live formula
