@@ -17,6 +17,11 @@ from bot.classify import train as T  # noqa: E402,N812
 from bot.classify.lexical import Lexical  # noqa: E402
 
 
+def _pct(value: float | None) -> str:
+    """A share as a percentage; ``n/a`` when nothing was automated."""
+    return "n/a" if value is None else f"{value:.1%}"
+
+
 class DevRows:
     """The category and sentiment rows, the sentiment source weights and the n-gram
     featuriser fitted on the rows the dev fit trains on."""
@@ -40,8 +45,8 @@ class DevRows:
         at_08 = next(t for t in report["real"]["thresholds"] if t["threshold"] == 0.8)
         return (
             f"real macro-F1 {engine['macro_f1']:.3f}  accuracy {engine['accuracy']:.3f}  "
-            f"automated {engine['automation_rate']:.1%} @ {engine['automated_precision']:.1%}  "
-            f"(0.8: {at_08['automation_rate']:.1%} @ {at_08['automated_precision']:.1%})  "
+            f"automated {engine['automation_rate']:.1%} @ {_pct(engine['automated_precision'])}  "
+            f"(0.8: {at_08['automation_rate']:.1%} @ {_pct(at_08['automated_precision'])})  "
             f"all dev macro-F1 {report['summary']['engine']['macro_f1']:.3f}"
         )
 

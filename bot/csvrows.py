@@ -21,11 +21,15 @@ def dict_rows(
     """(line where the record starts, row) pairs and the header's column names.
 
     A short row reads its missing fields as ``""``; fields beyond the header are dropped.
+    A field may be as long as the text (the csv module's default limit, 128 KiB, would
+    read a long but well-quoted field as an error).
 
     Raises:
         InvalidInput: a quote is left open, or a quoted field is followed by more text
             before the delimiter; the message names the file and the line.
     """
+    # The whole text is in memory already: the field size limit protects nothing here.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     rows: list[tuple[int, dict[str, str]]] = []
     start = 1  # the line the next record starts on

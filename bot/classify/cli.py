@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Literal, get_args, overload
 
 import click
 
@@ -39,9 +39,19 @@ def _delimiter(path: Path) -> str:
     return "\t" if path.suffix.lower() in TSV_SUFFIXES else ","
 
 
-def read_rows(path: Path) -> tuple[list[dict[str, str]], list[str]]:
+@overload
+def read_rows(
+    path: Path, *, raw: Literal[False] = False
+) -> tuple[list[dict[str, str]], list[str]]: ...
+@overload
+def read_rows(path: Path, *, raw: Literal[True]) -> tuple[list[dict[str, Any]], list[str]]: ...
+def read_rows(path: Path, *, raw: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
     """Rows and column names of a CSV, TSV or JSONL file, by extension
     (``.jsonl``/``.json``/``.ndjson``, ``.tsv``/``.tab``, anything else CSV).
+
+    Values are strings: a JSON number, boolean, list or object as its JSON text, ``null``
+    as ``""``. With ``raw`` a JSONL row keeps the values JSON gave it (for writing them
+    back as they were).
 
     Raises:
         click.BadParameter: the file is not UTF-8, a JSONL line is not a JSON object,
@@ -55,30 +65,66 @@ def read_rows(path: Path) -> tuple[list[dict[str, str]], list[str]]:
         ) from None
     if path.suffix.lower() in JSONL_SUFFIXES:
         rows: list[dict[str, Any]] = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
+        for where, row in _json_rows(text, path.suffix.lower() == ".json"):
+            if isinstance(row, Exception):
                 raise click.BadParameter(
-                    f"{path.name} line {number} is not valid JSON ({exc.msg})",
-                    param_hint="INFILE",
-                ) from None
+                    f"{path.name} {where} is not valid JSON ({row})", param_hint="INFILE"
+                )
             if not isinstance(row, dict):
                 raise click.BadParameter(
-                    f"{path.name} line {number} is not a JSON object", param_hint="INFILE"
+                    f"{path.name} {where} is not a JSON object", param_hint="INFILE"
                 )
             rows.append(row)
         columns: list[str] = []
         for row in rows:
             columns += [k for k in row if k not in columns]
-        return [{k: "" if v is None else str(v) for k, v in r.items()} for r in rows], columns
+        if raw:
+            return rows, columns
+        return [{k: cell(r.get(k)) for k in columns} for r in rows], columns
     try:
         rows_csv, columns = dict_rows(text, name=path.name, delimiter=_delimiter(path))
     except InvalidInput as exc:
         raise click.BadParameter(str(exc), param_hint="INFILE") from None
     return [row for _, row in rows_csv], columns
+
+
+def _json_rows(text: str, document: bool) -> Iterator[tuple[str, Any]]:
+    """(where, value or the reason it is not JSON) for each row of JSONL ``text``; with
+    ``document`` (a ``.json`` file), a whole-file JSON list is its rows and a whole-file
+    object one row, as for ``carebot import``."""
+    if document:
+        try:
+            values = json.loads(text)
+        except (ValueError, RecursionError):
+            pass  # one object a line, or broken: read line by line, which names the line
+        else:
+            if isinstance(values, list):
+                yield from ((f"item {n}", v) for n, v in enumerate(values, start=1))
+                return
+            if isinstance(values, dict):
+                yield "document", values
+                return
+    # Split at line feeds only: JSON strings may hold U+2028, U+2029 or NEL unescaped
+    # (json.dumps with ensure_ascii=False writes them so), where str.splitlines() breaks.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield f"line {number}", json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield f"line {number}", ValueError(exc.msg)
+        except RecursionError:
+            yield f"line {number}", ValueError("nested too deeply")
+
+
+def cell(value: Any) -> str:
+    """A value as text for a CSV cell: strings as they are, ``None`` empty, any other JSON
+    value as its JSON text (``true``, ``17``, ``{"a": 1}``), never a Python repr."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
 
 
 _backend_option = click.option(
@@ -112,8 +158,36 @@ def _care_config(path: Path | None) -> Any:
     return load_care_config(path or load_settings().carebot_config)
 
 
+_MODEL_HELP = (
+    "Classifier: `default`, `rules` (the config's sample terms alone), or any "
+    "Hugging Face model id or local directory with trained heads "
+    "(default: CAREBOT_MODEL)."
+)
+_CONFIG_HELP = "Care configuration YAML (default: CAREBOT_CONFIG, else the built-in one)."
+
+
 def _progress(total: int, label: str) -> Any:
     return click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
+
+
+def _classifier(config: Any, model: str | None, backend: str | None) -> Any:
+    """The classifier ``--model``/``CAREBOT_MODEL`` names: ``rules`` is the keyword rules
+    alone (no encoder, no heads), anything else the engine."""
+    from bot.classify.factory import build_classifier
+
+    name = _settings_model(model)
+    return build_classifier(config, model=name, backend=_settings_backend(backend))
+
+
+def _predict(classifier: Any, texts: list[str], langs: list[str | None], bar: Any) -> list[Any]:
+    """Predictions for ``texts``, advancing the progress ``bar`` as they come."""
+    from bot.classify.engine import EngineClassifier
+
+    if isinstance(classifier, EngineClassifier):
+        return classifier.predict(texts, langs, progress=bar.update)
+    preds = list(classifier.predict(texts, langs))
+    bar.update(len(texts))
+    return preds
 
 
 @click.command()
@@ -136,7 +210,9 @@ def _progress(total: int, label: str) -> Any:
     help="Heads file to write (default: shipped file for the default model, cache otherwise).",
 )
 @click.option("--model", help="Encoder (default: CAREBOT_MODEL).")
-@click.option("--config", "config_path", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--config", "config_path", type=click.Path(exists=True, path_type=Path), help=_CONFIG_HELP
+)
 @click.option(
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -241,49 +317,93 @@ def _finetune(model: str, shared_data: Path, epochs: float, *, evaluate: bool) -
     "--out",
     "outfile",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Output file (CSV, or JSONL by extension); stdout when omitted.",
+    help="Output file: JSONL (.jsonl/.json/.ndjson), TSV (.tsv/.tab) or else CSV, by "
+    "extension (replaced if it exists); CSV on stdout when omitted.",
 )
-@click.option("--model", help="Encoder (default: CAREBOT_MODEL).")
-@click.option("--config", "config_path", type=click.Path(exists=True, path_type=Path))
-@click.option("--batch-size", default=256, show_default=True, help="Rows per engine call.")
+@click.option("--model", help=_MODEL_HELP)
+@click.option(
+    "--config", "config_path", type=click.Path(exists=True, path_type=Path), help=_CONFIG_HELP
+)
+@click.option(
+    "--batch-size", default=256, show_default=True, type=click.IntRange(min=1),
+    help="Rows per engine call.",
+)  # fmt: skip
 @_backend_option
 def classify(
     infile: Path, outfile: Path | None, model: str | None, config_path: Path | None,
     batch_size: int, backend: str | None,
 ) -> None:  # fmt: skip
-    """Classify the `text` column of a CSV, TSV or JSONL file."""
-    from bot.classify.engine import build_classifier, route_for
+    """Classify the `text` column of a CSV, TSV or JSONL file.
 
-    rows, columns = read_rows(infile)
+    Writes the input's columns, then category, confidence, method, route (the
+    department, `noise`, or `triage` below classification.threshold), sentiment,
+    sentiment_score and lang. An input column of one of those names is kept as
+    `input_<name>`. A row with an empty text is kept with those columns empty.
+    """
+    from bot.classify.engine import route_for
+
+    rows, columns = read_rows(infile, raw=True)
     if "text" not in columns:
         raise click.BadParameter(
             f"input has no `text` column (columns: {_shown(columns)})", param_hint="INFILE"
         )
     config = _care_config(config_path)
-    engine = build_classifier(config, _settings_model(model), backend=_settings_backend(backend))
-    renamed = {c: f"input_{c}" for c in columns if c in OUTPUT_COLUMNS}
+    engine = _classifier(config, model, backend)
+    renamed = _renamed(columns)
     results: list[dict[str, Any]] = []
+    blank = 0
     with _progress(len(rows), "classifying") as bar:
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
-            hints = [r.get("lang") or None for r in chunk]
-            preds = engine.predict([r["text"] for r in chunk], hints, progress=bar.update)
-            for row, pred in zip(chunk, preds, strict=True):
-                results.append({
-                    **{renamed.get(k, k): v for k, v in row.items()},
-                    "category": pred.category.value, "confidence": pred.confidence,
-                    "method": pred.method, "route": route_for(pred, config),
-                    "sentiment": pred.sentiment.value if pred.sentiment else "",
-                    "sentiment_score": pred.sentiment_score, "lang": pred.lang,
-                })  # fmt: skip
+            texts = [cell(r.get("text")) for r in chunk]
+            todo = [i for i, text in enumerate(texts) if text.strip()]
+            blank += len(chunk) - len(todo)
+            bar.update(len(chunk) - len(todo))
+            preds = dict(zip(todo, _predict(
+                engine, [texts[i] for i in todo], [cell(chunk[i].get("lang")) or None
+                                                   for i in todo], bar,
+            ), strict=True))  # fmt: skip
+            for i, row in enumerate(chunk):
+                out = {renamed.get(k, k): v for k, v in row.items()}
+                pred = preds.get(i)
+                if pred is None:
+                    out.update(dict.fromkeys(OUTPUT_COLUMNS))
+                else:
+                    out.update({
+                        "category": pred.category.value, "confidence": pred.confidence,
+                        "method": pred.method, "route": route_for(pred, config),
+                        "sentiment": pred.sentiment.value if pred.sentiment else None,
+                        "sentiment_score": pred.sentiment_score, "lang": pred.lang,
+                    })  # fmt: skip
+                results.append(out)
+    if blank:
+        click.echo(f"{blank} rows with an empty text left unclassified", err=True)
     header = [renamed.get(c, c) for c in columns] + OUTPUT_COLUMNS
     jsonl = outfile is not None and outfile.suffix.lower() in JSONL_SUFFIXES
     delimiter = "," if outfile is None else _delimiter(outfile)
     text = _render(results, header, jsonl, delimiter)
     if outfile is None:
         click.echo(text, nl=False)
-    else:
+        return
+    try:
         outfile.write_text(text, "utf-8")
+    except OSError as exc:
+        raise click.FileError(str(outfile), hint=exc.strerror or str(exc)) from None
+
+
+def _renamed(columns: list[str]) -> dict[str, str]:
+    """New names for input columns named like an output column: ``input_<name>``, with
+    more ``input_`` in front while that name is taken too, so that no column is lost."""
+    taken = set(columns) | set(OUTPUT_COLUMNS)
+    renamed: dict[str, str] = {}
+    for column in columns:
+        if column in OUTPUT_COLUMNS:
+            name = f"input_{column}"
+            while name in taken:
+                name = f"input_{name}"
+            taken.add(name)
+            renamed[column] = name
+    return renamed
 
 
 def _normalise_labels(
@@ -327,22 +447,28 @@ def _render(
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n", delimiter=delimiter)
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: cell(v) for k, v in r.items()} for r in rows)
     return buf.getvalue()
 
 
 @click.command(name="eval")
 @click.argument("infile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-@click.option("--model", help="Encoder (default: CAREBOT_MODEL).")
-@click.option("--config", "config_path", type=click.Path(exists=True, path_type=Path))
+@click.option("--model", help=_MODEL_HELP)
+@click.option(
+    "--config", "config_path", type=click.Path(exists=True, path_type=Path), help=_CONFIG_HELP
+)
 @_backend_option
 def eval_cmd(
     infile: Path, as_json: bool, model: str | None, config_path: Path | None,
     backend: str | None,
 ) -> None:  # fmt: skip
-    """Score the engine and the rules-only baseline on a labelled file."""
-    from bot.classify.engine import build_classifier
+    """Score the engine and the rules-only baseline on a labelled file.
+
+    INFILE has a `text` column and `category` and/or `sentiment` labels (any case; an
+    unknown label is an error, rows with an empty label or text are left out), and
+    optionally `lang`, which adds a report per language.
+    """
     from bot.classify.lang import normalise_lang
     from bot.classify.metrics import classification_report, polarity_accuracy, threshold_sweep
     from bot.classify.rules import RulesClassifier
@@ -351,31 +477,51 @@ def eval_cmd(
     rows, columns = read_rows(infile)
     if "text" not in columns or not ({"category", "sentiment"} & set(columns)):
         raise click.BadParameter(
-            f"needs `text` and `category` and/or `sentiment` columns (columns: {_shown(columns)})"
+            f"needs `text` and `category` and/or `sentiment` columns (columns: {_shown(columns)})",
+            param_hint="INFILE",
         )
     for column, labels in (("category", CATEGORIES), ("sentiment", SENTIMENTS)):
         if column in columns:
             _normalise_labels(rows, column, labels)
+    blank = sum(not r["text"].strip() for r in rows)
+    rows = [r for r in rows if r["text"].strip()]
+    tasks = [c for c in ("category", "sentiment") if c in columns and any(r[c] for r in rows)]
+    if not tasks:
+        raise click.BadParameter(
+            "no labelled rows: every `category`/`sentiment` label (or its text) is empty",
+            param_hint="INFILE",
+        )
+    if blank:
+        click.echo(f"{blank} rows with an empty text left out", err=True)
     config = _care_config(config_path)
-    engine = build_classifier(config, _settings_model(model), backend=_settings_backend(backend))
+    engine = _classifier(config, model, backend)
+    if "sentiment" in tasks and isinstance(engine, RulesClassifier):
+        if tasks == ["sentiment"]:
+            raise click.BadParameter(
+                "the `rules` model does not score sentiment, the only labels in INFILE",
+                param_hint="--model",
+            )
+        tasks.remove("sentiment")
+        click.echo("the `rules` model does not score sentiment: `sentiment` left out", err=True)
     texts = [r["text"] for r in rows]
     with _progress(len(rows), "evaluating") as bar:
-        preds = engine.predict(texts, [r.get("lang") or None for r in rows], progress=bar.update)
+        preds = _predict(engine, texts, [r.get("lang") or None for r in rows], bar)
     rules = RulesClassifier(config.sample_terms).predict(texts)
     threshold = config.classification.threshold
     report: dict[str, Any] = {"file": str(infile), "n": len(rows), "threshold": threshold}
 
-    def groups() -> Iterator[tuple[str, list[int]]]:
-        yield "all", list(range(len(rows)))
+    def groups(task: str) -> Iterator[tuple[str, list[int]]]:
+        """Rows labelled for ``task``: all, then per given language that has any."""
+        labelled = [i for i, r in enumerate(rows) if r[task]]
+        yield "all", labelled
         if "lang" in columns:
             given = [normalise_lang(r.get("lang")) for r in rows]  # "SV", "swe" -> "sv"
-            for lang in sorted({g for g in given if g}):
-                yield lang, [i for i, g in enumerate(given) if g == lang]
+            for lang in sorted({g for i in labelled if (g := given[i])}):
+                yield lang, [i for i in labelled if given[i] == lang]
 
-    if "category" in columns:
+    if "category" in tasks:
         report["category"] = {}
-        for name, idx in groups():
-            idx = [i for i in idx if rows[i].get("category")]
+        for name, idx in groups("category"):
             gold = [rows[i]["category"] for i in idx]
             report["category"][name] = {
                 label: classification_report(
@@ -387,10 +533,9 @@ def eval_cmd(
             report["category"][name]["engine"]["thresholds"] = threshold_sweep(
                 gold, [preds[i].category.value for i in idx], [preds[i].confidence for i in idx]
             )
-    if "sentiment" in columns:
+    if "sentiment" in tasks:
         report["sentiment"] = {}
-        for name, idx in groups():
-            idx = [i for i in idx if rows[i].get("sentiment")]
+        for name, idx in groups("sentiment"):
             gold = [rows[i]["sentiment"] for i in idx]
             sentiments = [preds[i].sentiment for i in idx]
             pred = [s.value if s is not None else "" for s in sentiments]
@@ -410,7 +555,7 @@ def eval_cmd(
                 e, r = rep["engine"], rep["rules"]
                 click.echo(
                     f"{task} {name}: engine macro-F1 {e['macro_f1']:.3f} "
-                    f"auto {e['automation_rate']:.1%} @ {e['automated_precision'] or 0:.1%} | "
+                    f"auto {e['automation_rate']:.1%} @ {_share(e['automated_precision'])} | "
                     f"rules macro-F1 {r['macro_f1']:.3f} auto {r['automation_rate']:.1%}"
                 )
             else:
@@ -419,3 +564,8 @@ def eval_cmd(
                     line += (f" | positive/negative accuracy {rep['polarity_accuracy']:.3f}"
                              f" (by the score's sign {rep['polarity_accuracy_binary']:.3f})")
                 click.echo(line)
+
+
+def _share(value: float | None) -> str:
+    """A share as a percentage, ``n/a`` when there is nothing to take it of."""
+    return "n/a" if value is None else f"{value:.1%}"

@@ -57,11 +57,24 @@ _encoders_lock = threading.Lock()
 
 
 def get_encoder(model: str = DEFAULT_MODEL, backend: str = "auto") -> Encoder:
-    """The process-wide encoder for ``model`` (loaded once, thread-safe)."""
+    """The process-wide encoder for ``model`` (loaded once, thread-safe).
+
+    Raises:
+        ConfigError: the model cannot be loaded (no such directory or model id, not a
+            model, offline without it in the cache, an unknown backend).
+    """
     key = (model, backend)
     with _encoders_lock:
         if key not in _encoders:
-            _encoders[key] = Encoder(model, backend=backend)
+            try:
+                _encoders[key] = Encoder(model, backend=backend)
+            except (OSError, ValueError) as exc:
+                lines = str(exc).strip().splitlines()
+                reason = lines[0] if lines else type(exc).__name__
+                raise ConfigError(
+                    f"cannot load the encoder {model!r} (CAREBOT_MODEL or --model, "
+                    f"backend {backend}): {reason}"
+                ) from exc
         return _encoders[key]
 
 

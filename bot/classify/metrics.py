@@ -15,6 +15,10 @@ def classification_report(
 ) -> dict[str, Any]:
     """Macro-F1, accuracy, per-class P/R/F1 and the confusion matrix.
 
+    Macro-F1 averages the classes that occur in ``gold`` or in ``pred`` (as
+    scikit-learn's ``f1_score(average="macro")`` does): a class predicted but never
+    in the gold labels counts with F1 0 rather than dropping out of the average.
+
     With ``confidence`` and ``threshold``: ``automation_rate`` is the share of
     rows at or above the threshold (routed without triage) and
     ``automated_precision`` the accuracy on those rows.
@@ -40,7 +44,7 @@ def classification_report(
             "f1": round(f1, 4),
             "support": actual,
         }
-        if actual:
+        if actual or predicted:
             f1s.append(f1)
     correct = sum(g == p for g, p in zip(gold, pred, strict=True))
     report: dict[str, Any] = {
@@ -68,7 +72,8 @@ def threshold_sweep(
     thresholds: Sequence[float] = SWEEP,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Automation rate and precision of what is automated, threshold by threshold: what
-    moving ``classification.threshold`` would trade."""
+    moving ``classification.threshold`` would trade. The precision is ``None`` where
+    nothing is automated, as in :func:`classification_report`."""
     out = []
     for threshold in thresholds:
         auto = [i for i, c in enumerate(confidence) if c >= threshold]
@@ -76,7 +81,7 @@ def threshold_sweep(
         out.append({
             "threshold": threshold,
             "automation_rate": round(len(auto) / max(len(gold), 1), 4),
-            "automated_precision": round(right / max(len(auto), 1), 4),
+            "automated_precision": round(right / len(auto), 4) if auto else None,
         })  # fmt: skip
     return out
 
