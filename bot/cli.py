@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket as sockets
 import sys
 from pathlib import Path
@@ -34,8 +35,24 @@ def _setup_logging(settings: Settings) -> None:
     # The database password, wherever it shows up (a driver message, a DSN), not
     # only inside a URL, which the patterns catch.
     secrets.append(make_url(settings.database_url).password)
+    secrets += _configured_secrets(settings)
     configure_logging(level=settings.carebot_log_level, fmt=settings.carebot_log_format,
                       secrets=secrets)
+
+
+def _configured_secrets(settings: Settings) -> list[str | None]:
+    """Values of the environment variables the care configuration names for credentials
+    (sources' API tokens and passwords, the CRM webhook's HMAC secret): known secrets, so
+    the redactor removes them wherever they appear, not only where a pattern matches."""
+    from bot.config import load_care_config
+
+    try:
+        care = load_care_config(settings.carebot_config)
+    except ConfigError:
+        return []  # the start reports it, in one line, right after
+    names = [env for source in care.sources for env in source.credentials.values()]
+    names.append(care.workflow.escalation.crm_secret_env)
+    return [os.environ.get(name) for name in names]
 
 
 @click.group()
@@ -49,18 +66,28 @@ def main(ctx: click.Context) -> None:
 
 def _stored_feedback() -> list[tuple[str, Any]]:
     """(text, category) corrections stored from Slack, from DATABASE_URL."""
+    from sqlalchemy.engine import make_url
+
     from bot.domain import Category
     from storage.db import make_engine, migrate, session_scope
     from storage.feedback import feedback_examples
 
-    engine = make_engine(_settings().database_url)
+    url = _settings().database_url
+    parsed = make_url(url)
+    if (parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+            and not Path(parsed.database or "").exists()):
+        # No bot has run here: nothing to learn from, and no database to create.
+        click.echo(f"no database at {parsed.database}: no reclassifications from Slack to add",
+                   err=True)
+        return []
+    engine = make_engine(url)
     migrate(engine)
     with session_scope(engine) as session:
         rows = feedback_examples(session)
     engine.dispose()
     click.echo(f"{len(rows)} reclassification(s) from Slack added to the training data",
                err=True)
-    return [(text, Category(category)) for text, category in rows]
+    return [(text, Category(category)) for text, category in rows if text.strip()]
 
 
 def _listen(host: str, port: int) -> sockets.socket:

@@ -190,12 +190,35 @@ def _predict(classifier: Any, texts: list[str], langs: list[str | None], bar: An
     return preds
 
 
+def _shared_data_default() -> Path:
+    """``../shared/data`` from the working directory, else beside the source checkout."""
+    here = Path("../shared/data")
+    beside = Path(__file__).resolve().parents[3] / "shared" / "data"
+    return beside if not here.is_dir() and beside.is_dir() else here
+
+
+def _embedding_progress(every: float = 10.0) -> Callable[[int], None]:
+    """A progress callback for the embedding step (minutes on a first run): a line on
+    stderr at most every ``every`` seconds."""
+    import time
+
+    state = {"done": 0, "shown": time.monotonic()}
+
+    def advance(n: int) -> None:
+        state["done"] += n
+        if time.monotonic() - state["shown"] >= every:
+            state["shown"] = time.monotonic()
+            click.echo(f"  embedded {int(state['done']):,} texts", err=True)
+
+    return advance
+
+
 @click.command()
 @click.option(
     "--shared-data",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("../shared/data"),
-    show_default=True,
+    default=_shared_data_default,
+    show_default="../shared/data",
     help="Folder with sentiment_train.csv.",
 )
 @click.option(
@@ -261,7 +284,7 @@ def train(
             raise click.BadParameter("needs `text` and `category` columns", param_hint="--feedback")
         _normalise_labels(rows, "category", CATEGORIES, "--feedback")
         extra += [(r["text"], Category(r["category"])) for r in rows
-                  if r.get("text") and r.get("category")]
+                  if r.get("text", "").strip() and r.get("category")]
     if finetune_epochs is not None:
         _finetune(name, shared_data, finetune_epochs, evaluate=not no_eval)
     encoder = get_encoder(name, _settings_backend(backend))
@@ -269,6 +292,7 @@ def train(
     result = train_heads(
         encoder, _care_config(config_path), shared_data=shared_data, extra_examples=extra,
         out=out or heads_path_for(name), evaluate=not no_eval, lexical=not no_ngrams,
+        progress=_embedding_progress(),
     )  # fmt: skip
     if report is not None:
         report.write_text(json.dumps(result, indent=1, ensure_ascii=False), "utf-8")

@@ -232,3 +232,22 @@ def test_eval_groups_languages_however_the_file_writes_them(tmp_path, real_engin
                                            catch_exceptions=False).stdout)
     assert set(report["sentiment"]) == {"all", "ru", "sv"}
     assert report["sentiment"]["sv"]["n"] == 2
+
+
+def test_train_without_a_database_creates_none(tmp_path, monkeypatch) -> None:
+    """`carebot train` adds the reclassifications stored by the bot; where no bot has run
+    (no SQLite file yet) it says so and leaves no empty database behind."""
+    from bot.cli import main
+
+    db = tmp_path / "never-ran.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "sentiment_train.csv").write_text("text,label,lang,source\n")
+    feedback = tmp_path / "fb.csv"
+    feedback.write_text("text,category\nfake keys on ebay,scam\n")  # stops before training
+    result = CliRunner().invoke(main, ["train", "--shared-data", str(shared), "--feedback",
+                                       str(feedback), "--out", str(tmp_path / "h.jsonl")])
+    assert result.exit_code == 2, result.output
+    assert f"no database at {db}" in result.output
+    assert not db.exists()

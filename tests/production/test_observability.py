@@ -262,3 +262,30 @@ def test_metrics_token_guards_metrics_when_set(fake_slack: FakeSlack, tmp_path,
     finally:
         server.stop()
         runtime.engine.dispose()
+
+
+def test_credentials_the_care_config_names_are_known_secrets(
+        root_logging: None, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A source's API token and the CRM webhook's HMAC secret are named in the care
+    config by environment variable; their values are redacted wherever they appear
+    (a library quoting a request body), not only where a URL or token pattern matches."""
+    import yaml
+
+    from bot.config import DEFAULT_CONFIG_RESOURCE
+
+    config = yaml.safe_load((Path(__file__).parents[2] / "bot" / "data"
+                             / DEFAULT_CONFIG_RESOURCE).read_text("utf-8"))
+    config["sources"] = [{"type": "mastodon", "base_url": "https://mastodon.example",
+                          "credentials": {"token": "NIMBUS_MASTODON"}}]
+    config.setdefault("workflow", {}).setdefault("escalation", {})["crm_secret_env"] = "CRM_HMAC"
+    path = tmp_path / "care.yml"
+    path.write_text(yaml.safe_dump(config), "utf-8")
+    monkeypatch.setenv("NIMBUS_MASTODON", "mstdn-Zq81LmVx")
+    monkeypatch.setenv("CRM_HMAC", "hmac-Pk27wQ0e")
+    settings = load_settings(carebot_config=path, _env_file=None)
+    _setup_logging(settings)
+    logging.getLogger("httpx").warning("sent body grant=mstdn-Zq81LmVx (signed hmac-Pk27wQ0e)")
+    err = capsys.readouterr().err
+    assert "sent body grant=" in err
+    assert "mstdn-Zq81LmVx" not in err and "hmac-Pk27wQ0e" not in err
