@@ -24,6 +24,7 @@ from tests.harness.bot_server import (  # noqa: E402
 )
 from tests.harness.fake_slack import FakeSlack  # noqa: E402
 from tests.harness.postgres import PostgresServer, create_database  # noqa: E402
+from tests.sources.server import SourceServer  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -35,6 +36,16 @@ def fake_slack() -> Iterator[FakeSlack]:
     yield fake
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def source_server() -> Iterator[SourceServer]:
+    """A local stand-in for the listening sources' APIs (tests/sources/server.py)."""
+    server = SourceServer()
+    http = server.serve()
+    yield server
+    http.shutdown()
+    http.server_close()
 
 
 @pytest.fixture

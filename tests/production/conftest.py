@@ -7,8 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.sources.conftest import source_server  # noqa: F401 - a fixture, shared
-
 
 @pytest.fixture
 def root_logging() -> Iterator[None]:

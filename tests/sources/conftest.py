@@ -13,7 +13,6 @@ from bot.config import CareConfig
 from bot.services import Services
 from bot.sources.poller import Poller
 from storage.db import Engine
-from tests.sources.server import SourceServer
 
 
 class Clock:
@@ -25,15 +24,6 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def source_server() -> Iterator[SourceServer]:
-    server = SourceServer()
-    http = server.serve()
-    yield server
-    http.shutdown()
-    http.server_close()
 
 
 @pytest.fixture
