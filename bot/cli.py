@@ -152,7 +152,8 @@ def run(socket: bool, host: str, port: int) -> None:
 @main.command(name="import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_cmd(file: Path) -> None:
-    """Import mentions from a CSV or JSONL FILE (posted by the running bot)."""
+    """Import mentions from a CSV, JSONL or JSON (a list of mentions) FILE (posted by the
+    running bot)."""
     from bot.importer import read_mentions
 
     _setup_logging(_settings())

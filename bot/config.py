@@ -8,15 +8,20 @@ a secret's value.
 
 from __future__ import annotations
 
+import difflib
 import logging
+import re
+import types
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -35,6 +40,57 @@ DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 #: How the default encoder runs (``bot.classify.encoder``): ``auto`` picks one of the others.
 EncoderBackend = Literal["auto", "onnx", "openvino", "torch", "torch-int8"]
 PLACEHOLDERS = {"changeme", "change-me", "xoxb-your-token", "secret", "todo", "xxx"}
+#: What an example value in the docs looks like: ``xoxb-…``, ``your-signing-secret``,
+#: ``<token>``, or a shell substitution pasted into ``.env`` (which no shell expands).
+PLACEHOLDER_RE = re.compile(r"…|\.\.\.|^<.*>$|^\$|\byour[-_ ]")
+#: The kind of Slack token each setting takes, by prefix.
+TOKEN_PREFIXES = {"slack_bot_token": ("xoxb-", "the Bot User OAuth Token"),
+                  "slack_app_token": ("xapp-", "an app-level token")}
+
+
+def is_placeholder(value: str) -> bool:
+    """True for a value copied from an example rather than from Slack or a generator."""
+    value = value.strip().lower()
+    bare = re.sub(r"^x(?:oxb|oxp|app)-", "", value)
+    return (value in PLACEHOLDERS or bare in PLACEHOLDERS or bare in ("", "token")
+            or PLACEHOLDER_RE.search(value) is not None)
+
+
+CHANNEL_ID_RE = re.compile(r"^[CGD][A-Z0-9]+$")
+USER_ID_RE = re.compile(r"^[UW][A-Z0-9]+$")
+GROUP_ID_RE = re.compile(r"^S[A-Z0-9]+$")
+
+
+def _channel_id(value: str) -> str:
+    value = value.strip()
+    if not CHANNEL_ID_RE.match(value):
+        what = "a channel name" if value.startswith("#") else "not a Slack channel id"
+        raise ValueError(f"{value!r} is {what}; give the channel id (like C0123ABCD), shown "
+                         "at the bottom of the channel's details in Slack")
+    return value
+
+
+def _user_id(value: str) -> str:
+    value = value.strip()
+    if not USER_ID_RE.match(value):
+        raise ValueError(f"{value!r} is not a Slack user id; give the member id (like "
+                         "U0123ABCD): profile → ⋯ → Copy member ID")
+    return value
+
+
+def _group_id(value: str) -> str:
+    value = value.strip()
+    if not GROUP_ID_RE.match(value):
+        raise ValueError(f"{value!r} is not a Slack user group id (like S0123ABCD)")
+    return value
+
+
+#: A Slack channel id (``C…``, ``G…`` for older private channels, ``D…``), never a ``#name``.
+ChannelId = Annotated[str, AfterValidator(_channel_id)]
+#: A Slack user id (``U…``/``W…``), never a ``@name``.
+UserId = Annotated[str, AfterValidator(_user_id)]
+#: A Slack user group id (``S…``).
+GroupId = Annotated[str, AfterValidator(_group_id)]
 
 
 class Settings(BaseSettings):
@@ -108,8 +164,13 @@ class Settings(BaseSettings):
         for name in ("slack_bot_token", "slack_signing_secret", "slack_app_token", "ingest_token",
                      "metrics_token"):
             secret = getattr(self, name)
-            if secret is not None and secret.get_secret_value().strip().lower() in PLACEHOLDERS:
+            if secret is not None and is_placeholder(secret.get_secret_value()):
                 raise ValueError(f"{name.upper()} is a placeholder; set the real value")
+        for name, (prefix, kind) in TOKEN_PREFIXES.items():
+            secret = getattr(self, name)
+            if secret is not None and not secret.get_secret_value().strip().startswith(prefix):
+                raise ValueError(f"{name.upper()} must be {kind} ({prefix}…); another kind "
+                                 "of Slack token was given")
         return self
 
     def require(self, *names: str) -> None:
@@ -130,7 +191,7 @@ def load_settings(**overrides: Any) -> Settings:
 class Department(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    channel: str = Field(min_length=1)
+    channel: ChannelId
     label: str | None = None
 
 
@@ -160,14 +221,14 @@ class DigestConfig(BaseModel):
     daily_enabled: bool = True
     daily_time: str = "08:30"
     #: Channel for the global daily newsletter; ``None`` posts none.
-    daily_channel: str | None = None
+    daily_channel: ChannelId | None = None
     #: Also post each department's newsletter into its own channel.
     daily_per_department: bool = False
     weekly_enabled: bool = True
     weekly_day: str = "mon"
     weekly_time: str = "09:00"
     #: Channel for the weekly leadership digest; ``None`` posts none.
-    weekly_channel: str | None = None
+    weekly_channel: ChannelId | None = None
     top_themes: int = Field(default=5, ge=1, le=20)
     notable: int = Field(default=5, ge=0, le=20)
 
@@ -203,7 +264,7 @@ class SpikeConfig(BaseModel):
 
     enabled: bool = True
     #: Where alerts go; ``None`` means the triage channel.
-    channel: str | None = None
+    channel: ChannelId | None = None
     window_minutes: int = Field(default=5, ge=1, le=120)
     baseline_hours: int = Field(default=24, ge=1, le=24 * 14)
     min_count: int = Field(default=5, ge=1)
@@ -224,9 +285,9 @@ class StatsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     #: Slack user ids allowed to run ``/care stats``, ``digest`` and ``export``.
-    managers: list[str] = Field(default_factory=list)
+    managers: list[UserId] = Field(default_factory=list)
     #: Slack user group ids whose members are managers too.
-    manager_groups: list[str] = Field(default_factory=list)
+    manager_groups: list[GroupId] = Field(default_factory=list)
     exception_hashtags: list[str] = Field(default_factory=lambda: ["#brandfail"])
     digests: DigestConfig = Field(default_factory=DigestConfig)
     spikes: SpikeConfig = Field(default_factory=SpikeConfig)
@@ -287,7 +348,7 @@ class PriorityConfig(BaseModel):
     #: Negative mentions at or above this score are announced in ``alert_channel``.
     alert_threshold: int = Field(default=60, ge=0, le=100)
     #: Where high-priority negative mentions and SLA breaches are announced.
-    alert_channel: str | None = None
+    alert_channel: ChannelId | None = None
 
 
 #: A first-response target: at least a minute (0 would breach every mention at once).
@@ -310,7 +371,7 @@ class SlaConfig(BaseModel):
     #: How often the SLA check runs.
     check_seconds: int = Field(default=60, ge=10, le=3600)
     #: Slack user group id (``S...``) pinged on warnings and breaches.
-    oncall_group: str | None = None
+    oncall_group: GroupId | None = None
     #: Entitled escalation: a watched author, or a customer in one of
     #: ``entitled_tiers``, unanswered this long is escalated (Social 911) once...
     entitled_escalation_minutes: int = Field(default=15, ge=1)
@@ -338,7 +399,7 @@ class WatchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     #: Slack user ids allowed to ``/care watch add|remove``.
-    admins: list[str] = Field(default_factory=list)
+    admins: list[UserId] = Field(default_factory=list)
     #: List name -> factor in [0, 1] for the priority score.
     lists: dict[str, float] = Field(default_factory=_default_watch_lists)
     #: Factor of a custom list not named in ``lists``.
@@ -385,9 +446,9 @@ class EscalationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     #: Channel for escalation posts; ``None`` posts none (the card still shows it).
-    channel: str | None = None
+    channel: ChannelId | None = None
     #: Slack user group id (``S...``) pinged in the escalation post.
-    user_group: str | None = None
+    user_group: GroupId | None = None
     #: Outbound CRM webhook that opens a case; ``None`` opens none.
     crm_webhook_url: str | None = None
     #: Name of the environment variable holding the webhook's HMAC secret.
@@ -441,7 +502,7 @@ class CareConfig(BaseModel):
     brands: list[Brand] = Field(default_factory=list)
     departments: dict[str, Department]
     routing: dict[Category, str | None]
-    triage_channel: str = Field(min_length=1)
+    triage_channel: ChannelId
     classification: ClassificationConfig = Field(default_factory=ClassificationConfig)
     sample_terms: dict[Category, dict[str, list[str]]] = Field(default_factory=dict)
     sla_minutes: dict[Category, Minutes] = Field(default_factory=dict)
@@ -507,18 +568,79 @@ def load_care_config(path: Path | None) -> CareConfig:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{where}: not valid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level")
     try:
         return CareConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{where}: {_describe(exc)}") from None
+        raise ConfigError(f"{where}: {_describe(exc, model=CareConfig)}") from None
 
 
-def _describe(exc: ValidationError, *, upper: bool = False) -> str:
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line report as one line: where, and what is wrong there."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + " ".join(str(problem).split())
+
+
+def _describe(exc: ValidationError, *, upper: bool = False,
+              model: type[BaseModel] | None = None) -> str:
     parts = []
     for error in exc.errors(include_input=False, include_url=False):
-        loc = ".".join(str(p) for p in error["loc"]) or "(root)"
-        parts.append(f"{loc.upper() if upper else loc}: {error['msg']}")
+        loc = ".".join(str(p) for p in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden" and model is not None:
+            message = _unknown_key(error["loc"], model)
+        if loc:
+            message = f"{loc.upper() if upper else loc}: {message}"
+        parts.append(message)
     return "; ".join(parts)
+
+
+def _unknown_key(loc: Sequence[int | str], model: type[BaseModel]) -> str:
+    """"unknown key", with the key most likely meant (a typo) or the keys allowed there."""
+    known = _keys_at(model, loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.75)
+    if close:
+        return f"unknown key; did you mean `{close[0]}`?"
+    if known and len(known) <= 12:
+        return "unknown key; expected one of " + ", ".join(f"`{k}`" for k in sorted(known))
+    return "unknown key"
+
+
+def _keys_at(model: type[BaseModel], path: Sequence[int | str]) -> list[str]:
+    """The field names of the model found at ``path`` below ``model`` ([] if none is)."""
+    annotation: Any = model
+    for part in path:
+        annotation = _single_type(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return []
+            annotation = field.annotation
+        else:  # a list item or a dict value
+            args = get_args(annotation)
+            if not args:
+                return []
+            annotation = args[-1]
+    annotation = _single_type(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return list(annotation.model_fields)
+    return []
+
+
+def _single_type(annotation: Any) -> Any:
+    """``X`` for ``X | None`` and ``Annotated[X, ...]``; unions of several types stay."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            args = [a for a in get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation

@@ -18,7 +18,7 @@ from bot.charts import Chart, stats_charts
 from bot.errors import InvalidInput, NotAllowed
 from bot.services import Services
 from bot.services.reports import Reports
-from handlers.commands import CareCommand, CareRegistry
+from handlers.commands import CareCommand, CareRegistry, who
 from handlers.digest_blocks import daily_messages, stats_messages, weekly_messages
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,10 @@ def register_care(registry: CareRegistry, services: Services) -> None:
             return list(cmd.client.usergroups_users_list(usergroup=group).get("users") or [])
 
         if not reports.is_manager(cmd.user, members):
+            managers = [*reports.stats_config.managers, *reports.stats_config.manager_groups]
+            named = f" Managers: {who(managers)}." if managers else ""
             raise NotAllowed(f"`/care {cmd.name}` is for managers; ask an admin to add you "
-                             "to `stats.managers` in the care config.")
+                             f"to `stats.managers` in the care config.{named}")
 
     def stats(cmd: CareCommand) -> None:
         cmd.ack()

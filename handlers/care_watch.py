@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from bot.errors import InvalidInput, NotAllowed
 from bot.services import Services
 from handlers.blocks import escape, truncate
-from handlers.commands import CareCommand, CareRegistry
+from handlers.commands import CareCommand, CareRegistry, who
 
-USAGE = ("Usage: `/care watch add <list> <@handle|source:@handle>`, "
-         "`/care watch remove <list> <handle>`, `/care watch list [list]`. "
+FORMS = "`/care watch add|remove <list> <@handle|source:@handle>`, `/care watch list [list]`"
+USAGE = (f"Usage: {FORMS}. "
          "Lists: mvp, influencer, big_customer, or any custom name.")
 
 
@@ -17,16 +18,14 @@ def register_care(registry: CareRegistry, services: Services) -> None:
         attention = services.attention
         verb = cmd.args[0].lower() if cmd.args else "list"
         if verb in ("add", "remove") and len(cmd.args) == 3:
-            list_name, handle = cmd.args[1], cmd.args[2]
-            if verb == "add":
-                changed = attention.watch_add(user=cmd.user, list_name=list_name, handle=handle)
-                text = (f":star: `{escape(handle)}` is now on *{escape(list_name.lower())}*."
-                        if changed else f"`{escape(handle)}` was already on that list.")
-            else:
-                changed = attention.watch_remove(user=cmd.user, list_name=list_name,
-                                                 handle=handle)
-                text = (f"`{escape(handle)}` is off *{escape(list_name.lower())}*."
-                        if changed else f"`{escape(handle)}` was not on that list.")
+            try:
+                text = change(cmd, verb, list_name=cmd.args[1], handle=cmd.args[2])
+            except NotAllowed as exc:
+                admins = services.config.attention.watch.admins
+                text = f":warning: {exc} " + (f"Watch-list admins: {who(admins)}." if admins
+                                              else "No watch-list admins are set up yet.")
+            except InvalidInput as exc:  # e.g. the handle and the list swapped
+                text = f":warning: {exc} {USAGE}"
         elif verb == "list" and len(cmd.args) <= 2:
             lists = attention.watch_lists(cmd.args[1].lower() if len(cmd.args) == 2 else None)
             lines = [f"• *{escape(name)}*: {', '.join(escape(h) for h in handles)}"
@@ -36,5 +35,14 @@ def register_care(registry: CareRegistry, services: Services) -> None:
             text = USAGE
         cmd.respond(text=truncate(text, 3900), response_type="ephemeral")
 
-    registry.add("watch", "`/care watch add|remove|list` — watch lists shown on cards "
-                          "(admins change them)", watch)
+    def change(cmd: CareCommand, verb: str, *, list_name: str, handle: str) -> str:
+        attention = services.attention
+        if verb == "add":
+            changed = attention.watch_add(user=cmd.user, list_name=list_name, handle=handle)
+            return (f":star: `{escape(handle)}` is now on *{escape(list_name.lower())}*."
+                    if changed else f"`{escape(handle)}` was already on that list.")
+        changed = attention.watch_remove(user=cmd.user, list_name=list_name, handle=handle)
+        return (f"`{escape(handle)}` is off *{escape(list_name.lower())}*."
+                if changed else f"`{escape(handle)}` was not on that list.")
+
+    registry.add("watch", f"{FORMS} — watch lists shown on cards (admins change them)", watch)

@@ -10,7 +10,7 @@ from bot.services import Services
 from bot.services.conversions import conversion_stats
 from bot.services.permissions import Permission
 from handlers.blocks import escape, truncate
-from handlers.commands import CareCommand, CareRegistry
+from handlers.commands import CareCommand, CareRegistry, who
 
 GROUPINGS = {"agent": "agent", "department": "department", "dept": "department",
              "week": "period", "period": "period"}
@@ -45,7 +45,10 @@ def register_care(registry: CareRegistry, services: Services) -> None:
         try:
             workflow.require(cmd.user, Permission.ADMIN)
         except CarebotError as exc:
-            cmd.respond(text=f":warning: {exc}", response_type="ephemeral")
+            admins = services.config.workflow.permissions.admin
+            cmd.respond(text=f":warning: {exc} Admins: {who(admins)} "
+                        "(`workflow.permissions.admin` in the care config).",
+                        response_type="ephemeral")
             return
         data = workflow.escalations.export_reviews_csv()
         # Rows, not lines: an answer typed over several lines is one quoted CSV field.

@@ -7,7 +7,8 @@ parsed ``CareCommand`` and must call ``cmd.ack(...)`` first, within 3 s.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.services import Services
+from handlers.blocks import escape
 from handlers.errors import guarded
 from handlers.ids import SlashCommand
 
@@ -51,6 +53,19 @@ class CareRegistry:
         lines += [f"• {help_line}" for _, (help_line, _h) in sorted(self.handlers.items())]
         return "\n".join(lines)
 
+    def unknown(self, name: str) -> str:
+        """The answer to ``/care <name>`` when no subcommand has that name."""
+        # Quoted in mrkdwn code: a backtick typed by the user would end the quote early.
+        shown = escape(name.replace("`", ""))
+        close = difflib.get_close_matches(name, ["help", *self.handlers], n=1, cutoff=0.6)
+        meant = f" Did you mean `/care {close[0]}`?" if close else ""
+        return f"Unknown subcommand `{shown}`.{meant}\n{self.help_text()}"
+
+
+def who(ids: Sequence[str]) -> str:
+    """Slack user and user group ids as mentions: ``<@U1>, <!subteam^S1>``."""
+    return ", ".join(f"<!subteam^{i}>" if i.startswith("S") else f"<@{i}>" for i in ids)
+
 
 def register(app: App, services: Services, registry: CareRegistry) -> None:
     def queue(cmd: CareCommand) -> None:
@@ -69,8 +84,7 @@ def register(app: App, services: Services, registry: CareRegistry) -> None:
         name = words[0].lower() if words else "help"
         entry = registry.handlers.get(name)
         if name == "help" or entry is None:
-            prefix = "" if name == "help" else f"Unknown subcommand `{name}`.\n"
-            ack(text=prefix + registry.help_text())
+            ack(text=registry.help_text() if name == "help" else registry.unknown(name))
             return
         entry[1](CareCommand(name=name, args=words[1:], user=body.get("user_id", ""),
                              channel=body.get("channel_id", ""), ack=ack, respond=respond,

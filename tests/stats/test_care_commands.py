@@ -112,6 +112,8 @@ def test_non_managers_and_bad_ranges_are_refused(stats_bot: tuple[BotServer, See
     care(bot, fake_slack, "stats 7d", user="U0AGENT")
     [refusal] = fake_slack.wait_for("chat.postEphemeral")
     assert refusal.params["user"] == "U0AGENT" and "for managers" in refusal.params["text"]
+    # ...naming who is, so the agent knows whom to ask.
+    assert "Managers: <@U0MANAGER>, <!subteam^S0LEADS>." in refusal.params["text"]
     care(bot, fake_slack, "export lastyear")
     [_, bad] = fake_slack.wait_for("chat.postEphemeral", 2)
     assert "not a range" in bad.params["text"]
