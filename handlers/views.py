@@ -16,6 +16,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.domain import Category
+from bot.errors import InvalidInput
 from bot.services import Services
 from handlers import modals
 from handlers.errors import report
@@ -69,6 +70,11 @@ def register(app: App, services: Services) -> None:
     def respond(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         fields = modals.values(body)
         if not _required(ack, fields, "reply"):
+            return
+        try:  # too long for the platform: say so in the form, with the text kept
+            workflow.check_reply(mention_id=_ref(body).m, text=fields["reply"] or "")
+        except InvalidInput as exc:
+            ack(response_action="errors", errors={"reply": str(exc)})
             return
         ack()
         workflow.respond(mention_id=_ref(body).m, user=_user(body), text=fields["reply"] or "")

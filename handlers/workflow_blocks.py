@@ -30,7 +30,8 @@ MAX_SECTION = 3000
 MAX_CONTEXT_ELEMENTS = 10
 
 CRM_LABEL = {"pending": ":hourglass: CRM case being opened",
-             "parked": ":warning: CRM case failed — parked for retry"}
+             "parked": ":warning: CRM case failed — parked for retry",
+             "created": "CRM case opened (the CRM sent no case id)"}
 
 
 def _when(when: datetime | None) -> str:
@@ -57,7 +58,8 @@ def state_lines(view: CardView) -> list[str]:
         line = f":rotating_light: Escalated ({(wf.severity or '?').upper()}) {who}" \
                f"{_when(wf.escalated_at)}"
         if wf.case_id:
-            line += f"  ·  CRM case `{escape(wf.case_id)}`"
+            case = escape(wf.case_id).replace("`", "'")  # a backtick would end the span
+            line += f"  ·  CRM case `{case}`"
         elif wf.crm_status in CRM_LABEL:
             line += f"  ·  {CRM_LABEL[wf.crm_status]}"
         lines.append(line)

@@ -9,7 +9,7 @@ from sqlalchemy import and_, or_, update
 from sqlmodel import Session, col, select
 
 from storage import leases
-from storage.workflow_tables import AfterActionReview, Dispatch, Escalation
+from storage.workflow_tables import AfterActionReview, Dispatch, Escalation, Reply
 
 CRM_CASE = "crm_case"
 SOURCE_REPLY = "source_reply"
@@ -54,9 +54,7 @@ def save_review(*, session: Session, escalation: Escalation, reviewer: str, outc
                 without_intervention: str, could_be_better: str | None, appropriate: bool,
                 now: datetime) -> AfterActionReview:
     """Store the review of an escalation (a second submission replaces the first)."""
-    row = session.exec(
-        select(AfterActionReview).where(AfterActionReview.escalation_id == escalation.id)
-    ).first()
+    row = review_for(session=session, escalation_id=escalation.id or 0)
     if row is None:
         row = AfterActionReview(escalation_id=escalation.id,  # type: ignore[arg-type]
                                 mention_id=escalation.mention_id, reviewer=reviewer,
@@ -70,6 +68,12 @@ def save_review(*, session: Session, escalation: Escalation, reviewer: str, outc
     session.add(row)
     session.flush()
     return row
+
+
+def review_for(*, session: Session, escalation_id: int) -> AfterActionReview | None:
+    return session.exec(
+        select(AfterActionReview).where(AfterActionReview.escalation_id == escalation_id)
+    ).first()
 
 
 def reviews(*, session: Session) -> list[tuple[AfterActionReview, Escalation]]:
@@ -162,14 +166,43 @@ def mark_parked(*, session: Session, item_id: int, owner: str, error: str) -> bo
     return True
 
 
-def requeue_parked(*, session: Session, now: datetime) -> int:
-    """Give every parked row a fresh set of attempts (after the receiver is fixed)."""
+def requeue_parked(*, session: Session, now: datetime) -> tuple[int, list[int]]:
+    """Give every parked row a fresh set of attempts (after the receiver is fixed).
+
+    A parked source reply goes out again only while it is still its mention's latest
+    reply and unsent (``failed``, shown as copy-ready text): it is queued again. One
+    that staff posted by hand meanwhile (``confirmed``) or replaced by a newer reply
+    is cancelled instead — sending it would answer the customer twice.
+
+    Returns:
+        How many rows were requeued, and the mentions whose reply is queued again.
+    """
+    revived: list[int] = []
+    parked_replies = session.exec(
+        select(Dispatch).where(Dispatch.status == "parked", Dispatch.kind == SOURCE_REPLY)
+    ).all()
+    for row in parked_replies:
+        reply = session.get(Reply, row.ref_id) if row.ref_id is not None else None
+        latest = session.exec(
+            select(Reply.id).where(Reply.mention_id == reply.mention_id)
+            .order_by(col(Reply.id).desc())
+        ).first() if reply is not None else None
+        if reply is not None and latest == reply.id and session.execute(
+            update(Reply).where(col(Reply.id) == reply.id, col(Reply.status) == "failed")
+            .values(status="queued", done_at=None)
+        ).rowcount == 1:  # type: ignore[attr-defined]
+            revived.append(reply.mention_id)
+            continue
+        row.status, row.lease_owner, row.lease_until = "cancelled", None, None
+        row.last_error = "not sent again: the reply was posted by hand or replaced"
+        session.add(row)
+    session.flush()
     result = session.execute(
         update(Dispatch).where(col(Dispatch.status) == "parked")
         .values(status="pending", attempts=0, next_attempt_at=now, lease_owner=None,
                 lease_until=None)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return int(result.rowcount), revived  # type: ignore[attr-defined]
 
 
 def get_dispatch(*, session: Session, item_id: int) -> Dispatch | None:

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -145,6 +146,12 @@ class Dispatcher:
                 retry_after = float(response.headers.get("Retry-After", ""))
             except ValueError:
                 retry_after = None
+            # "nan", "-5" or 1e12 seconds are no delay to schedule (nan made recording
+            # the failure raise, and the row was re-sent at every lease expiry).
+            if retry_after is not None and not 0 <= retry_after < math.inf:
+                retry_after = None
+            elif retry_after is not None:
+                retry_after = min(retry_after, MAX_DELAY)
         permanent = 400 <= response.status_code < 500 and \
             response.status_code not in RETRYABLE_4XX
         return Outcome(ok=False, error=f"HTTP {response.status_code}", permanent=permanent,
@@ -218,5 +225,10 @@ def case_id_of(response: httpx.Response) -> str | None:
         return None
     if not isinstance(data, dict):
         return None
-    value = data.get("case_id", data.get("id"))
-    return None if value is None else str(value)[:255]
+    for key in ("case_id", "id"):  # the first that is an id: text, or a whole number
+        value = data.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:255]
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+    return None

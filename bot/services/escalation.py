@@ -144,10 +144,13 @@ class Escalations:
 
     def case_created(self, session: Session, *, escalation_id: int, case_id: str | None,
                      now: datetime) -> None:
-        """The CRM opened the case: its id goes onto the card."""
+        """The CRM opened the case: its id goes onto the card (the card says the case
+        was opened when the CRM gave no usable id)."""
         row = esc_store.get_escalation(session=session, escalation_id=escalation_id)
         if row is None:
             return
+        # One line of printable text; a blank id is no id (not an empty code span).
+        case_id = "".join(c for c in (case_id or "") if c.isprintable()).strip() or None
         esc_store.set_case(session=session, escalation_id=escalation_id, case_id=case_id,
                            status="created")
         self.workflow.changed(session, row.mention_id, actor="carebot", now=now,
@@ -168,9 +171,13 @@ class Escalations:
 
     def ask_for_review(self, session: Session, *, mention_id: int, resolver: str,
                        now: datetime) -> None:
-        """DM the escalator (the resolver, for an automatic escalation) for a review."""
+        """DM the escalator (the resolver, for an automatic escalation) for a review.
+
+        An escalation already reviewed (resolved again after a reopen) is not asked again.
+        """
         row = esc_store.latest_escalation(session=session, mention_id=mention_id)
-        if row is None:
+        if row is None or esc_store.review_for(session=session,
+                                               escalation_id=row.id or 0) is not None:
             return
         mention = self.workflow.mention(session, mention_id)
         recipient = resolver if row.automatic else row.escalated_by
@@ -236,10 +243,17 @@ class Escalations:
         return out.getvalue()
 
     def requeue_parked(self) -> int:
-        """Retry every parked outbound request (after the receiver is fixed)."""
+        """Retry every parked outbound request (after the receiver is fixed).
+
+        A reply staff have posted by hand since, or replaced, is not sent again; the
+        cards of replies queued again say they are being sent.
+        """
+        now = self.workflow.now()
         with session_scope(self.workflow.services.engine) as session:
-            count = esc_store.requeue_parked(session=session, now=self.workflow.now())
-        self.workflow.notify("dispatch")
+            count, revived = esc_store.requeue_parked(session=session, now=now)
+            for mention_id in revived:
+                outbox.enqueue_card_update(session=session, mention_id=mention_id, now=now)
+        self.workflow.notify("dispatch", "outbox")
         return count
 
 

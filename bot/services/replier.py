@@ -43,6 +43,19 @@ class Replier(Protocol):
         ...
 
 
+def check_reply(replier: Replier, target: ReplyTarget, text: str) -> None:
+    """Refuse, before it is queued, a reply the source would not take (too long).
+
+    Repliers may implement ``check(target, text)``; one that does not accepts anything.
+
+    Raises:
+        InvalidInput: the reply does not fit the platform (the message says why).
+    """
+    check = getattr(replier, "check", None)
+    if check is not None:
+        check(target, text)
+
+
 class NoReplier:
     """Replies through no source: every reply is copy-ready text."""
 
@@ -62,6 +75,11 @@ class SourcesReplier:
 
     def capable(self, source: str) -> bool:
         return bool(self.module.reply_capable(self.config, source))
+
+    def check(self, target: ReplyTarget, text: str) -> None:
+        check = getattr(self.module, "check_reply", None)
+        if check is not None:
+            check(self.config, source=target.source, text=text, author=target.author)
 
     def send(self, target: ReplyTarget, text: str) -> str | None:
         result = self.module.send_reply(self.config, source=target.source,

@@ -19,7 +19,7 @@ from bot.services.conversions import conversion_score
 from bot.services.escalation import Escalations
 from bot.services.mrkdwn import escape
 from bot.services.permissions import Permission, Permissions
-from bot.services.replier import Replier, ReplyTarget, default_replier
+from bot.services.replier import Replier, ReplyTarget, check_reply, default_replier
 from bot.views import CardView, ModalContext, WorkflowState
 from storage import audit, engagements, mentions, outbox
 from storage import escalations as esc_store
@@ -167,6 +167,29 @@ class Workflow:
 
     # -- respond ---------------------------------------------------------------
 
+    @staticmethod
+    def _reply_text(text: str) -> str:
+        text = text.strip()
+        if not text:
+            raise InvalidInput("The reply is empty.")
+        if len(text) > MAX_REPLY:
+            raise InvalidInput(f"The reply is over {MAX_REPLY} characters.")
+        return text
+
+    def _check_reply(self, session: Session, mention: Mention, text: str) -> None:
+        if self.replier.capable(mention.source):
+            check_reply(self.replier, self.reply_target(session, int(mention.id or 0)), text)
+
+    def check_reply(self, *, mention_id: int, text: str) -> None:
+        """Refuse, before the form closes, a reply that cannot be sent as written.
+
+        Raises:
+            InvalidInput: empty, over ``MAX_REPLY``, or over the source's own limit.
+        """
+        text = self._reply_text(text)
+        with session_scope(self.services.engine) as session:
+            self._check_reply(session, self.mention(session, mention_id), text)
+
     @retry_conflicts()
     def respond(self, *, mention_id: int, user: str, text: str) -> ReplyOutcome:
         """Reply to the customer: sent through the source when it can, else copy-ready.
@@ -174,12 +197,11 @@ class Workflow:
         The sender claims the mention if nobody has. A reply through the source
         goes out from the durable dispatch queue; the first response is recorded
         when it is sent. A copy-ready draft waits for :meth:`confirm_responded`.
+
+        Raises:
+            InvalidInput: see :meth:`check_reply`.
         """
-        text = text.strip()
-        if not text:
-            raise InvalidInput("The reply is empty.")
-        if len(text) > MAX_REPLY:
-            raise InvalidInput(f"The reply is over {MAX_REPLY} characters.")
+        text = self._reply_text(text)
         now = self.now()
         with session_scope(self.services.engine) as session:
             store.lock(session=session, mention_id=mention_id)  # lock, then read
@@ -191,6 +213,7 @@ class Workflow:
                 # already has, or is about to get, this reply; never post it twice.
                 return ReplyOutcome(status=latest.status,
                                     card=self.services.card_view_in(session, mention_id))
+            self._check_reply(session, mention, text)
             store.claim_if_unclaimed(session=session, mention_id=mention_id, user=user, now=now)
             if self.replier.capable(mention.source):
                 reply = store.add_reply(session=session, mention_id=mention_id, author=user,
@@ -451,12 +474,20 @@ class Workflow:
     @retry_conflicts()
     def tag_conversion(self, *, mention_id: int, user: str, before: str,
                        after: str) -> CardView:
-        """Tag the sentiment before and after the engagement (see ``conversions``)."""
+        """Tag the sentiment before and after the engagement (see ``conversions``).
+
+        Raises:
+            InvalidInput: not a sentiment, or the mention is marked as noise (no
+                engagement; its card offers no conversion tag).
+        """
         score = conversion_score(before, after)
         now = self.now()
         with session_scope(self.services.engine) as session:
             store.lock(session=session, mention_id=mention_id)  # lock, then read
             mention = self.mention(session, mention_id)
+            if self.card_state(session, mention_id).status == "noise":
+                raise InvalidInput("This mention is marked as noise: there is no engagement "
+                                   "to tag a conversion on. Reclassify it first.")
             eng = engagements.get(session=session, mention_id=mention_id)
             agent = (eng.responded_by or eng.claimed_by if eng else None) or user
             store.upsert_conversion(session=session, mention_id=mention_id, before=before,
