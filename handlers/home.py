@@ -35,7 +35,8 @@ def render_home(view: HomeView) -> View:
     if view.conversion_score is None:
         conversions = "no conversions tagged yet"
     else:
-        conversions = (f"*{view.conversion_score:.1f}* average over "
+        # The same figure, written the same way, as /care conversions shows it.
+        conversions = (f"*{view.conversion_score:+.2f}* average over "
                        f"{view.conversions} tagged engagement(s)")
     blocks: list[Block] = [
         HeaderBlock(block_id="title", text="carebot"),

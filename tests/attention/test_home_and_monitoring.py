@@ -96,13 +96,14 @@ def test_home_view_of_a_full_queue_stays_within_block_kit_limits() -> None:
                     channel="C0SUPPORT", watch_lists=("mvp", "influencer"), follow_up=True)
     view = HomeView(user="U0ALICE", claimed=[item] * 15, unclaimed=[item] * 15,
                     claimed_total=15, unclaimed_total=240,
-                    sla={"ok": 1, "warning": 2, "breached": 3}, conversion_score=1.5,
+                    sla={"ok": 1, "warning": 2, "breached": 3}, conversion_score=1.25,
                     conversions=4, generated_at=now)
     rendered = render_home(view).to_dict()
     assert len(rendered["blocks"]) <= 100
     assert all(len(b["text"]["text"]) <= 3000 for b in rendered["blocks"]
                if b["type"] == "section")
-    assert "1.5" in str(rendered["blocks"][1])
+    # Written as /care conversions writes it (it read "1.2" here and "+1.25" there).
+    assert "*+1.25* average over 4" in str(rendered["blocks"][1])
     # The headers count everything, not just the 15 shown.
     headers = {b["block_id"]: b["text"]["text"] for b in rendered["blocks"]
                if b["type"] == "header"}
