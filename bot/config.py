@@ -8,20 +8,15 @@ a secret's value.
 
 from __future__ import annotations
 
-import difflib
 import logging
-import re
-import types
-from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -32,6 +27,15 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.config_checks import (
+    TOKEN_PREFIXES,
+    ChannelId,
+    GroupId,
+    UserId,
+    describe,
+    is_placeholder,
+    yaml_problem,
+)
 from bot.domain import LANGUAGES, Category
 from bot.errors import ConfigError
 from bot.sources.config import NoiseConfig, SourceConfig, check_sources
@@ -39,60 +43,6 @@ from bot.sources.config import NoiseConfig, SourceConfig, check_sources
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 #: How the default encoder runs (``bot.classify.encoder``): ``auto`` picks one of the others.
 EncoderBackend = Literal["auto", "onnx", "openvino", "torch", "torch-int8"]
-PLACEHOLDERS = {"changeme", "change-me", "xoxb-your-token", "secret", "todo", "xxx"}
-#: What an example value in the docs looks like: ``xoxb-…``, ``your-signing-secret``,
-#: ``<token>``, or a shell substitution pasted into ``.env`` (which no shell expands).
-PLACEHOLDER_RE = re.compile(r"…|\.\.\.|^<.*>$|^\$|\byour[-_ ]")
-#: The kind of Slack token each setting takes, by prefix.
-TOKEN_PREFIXES = {"slack_bot_token": ("xoxb-", "the Bot User OAuth Token"),
-                  "slack_app_token": ("xapp-", "an app-level token")}
-
-
-def is_placeholder(value: str) -> bool:
-    """True for a value copied from an example rather than from Slack or a generator."""
-    value = value.strip().lower()
-    bare = re.sub(r"^x(?:oxb|oxp|app)-", "", value)
-    return (value in PLACEHOLDERS or bare in PLACEHOLDERS or bare in ("", "token")
-            or PLACEHOLDER_RE.search(value) is not None)
-
-
-CHANNEL_ID_RE = re.compile(r"^[CGD][A-Z0-9]+$")
-USER_ID_RE = re.compile(r"^[UW][A-Z0-9]+$")
-GROUP_ID_RE = re.compile(r"^S[A-Z0-9]+$")
-
-
-def _channel_id(value: str) -> str:
-    value = value.strip()
-    if not CHANNEL_ID_RE.match(value):
-        what = "a channel name" if value.startswith("#") else "not a Slack channel id"
-        raise ValueError(f"{value!r} is {what}; give the channel id (like C0123ABCD), shown "
-                         "at the bottom of the channel's details in Slack")
-    return value
-
-
-def _user_id(value: str) -> str:
-    value = value.strip()
-    if not USER_ID_RE.match(value):
-        raise ValueError(f"{value!r} is not a Slack user id; give the member id (like "
-                         "U0123ABCD): profile → ⋯ → Copy member ID")
-    return value
-
-
-def _group_id(value: str) -> str:
-    value = value.strip()
-    if not GROUP_ID_RE.match(value):
-        raise ValueError(f"{value!r} is not a Slack user group id (like S0123ABCD)")
-    return value
-
-
-#: A Slack channel id (``C…``, ``G…`` for older private channels, ``D…``), never a ``#name``.
-ChannelId = Annotated[str, AfterValidator(_channel_id)]
-#: A Slack user id (``U…``/``W…``), never a ``@name``.
-UserId = Annotated[str, AfterValidator(_user_id)]
-#: A Slack user group id (``S…``).
-GroupId = Annotated[str, AfterValidator(_group_id)]
-
-
 class Settings(BaseSettings):
     """Process settings, read from the environment and ``.env``."""
 
@@ -185,7 +135,7 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, upper=True)) from None
+        raise ConfigError(describe(exc, upper=True)) from None
 
 
 class Department(BaseModel):
@@ -568,79 +518,10 @@ def load_care_config(path: Path | None) -> CareConfig:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: not valid YAML: {_yaml_problem(exc)}") from None
+        raise ConfigError(f"{where}: not valid YAML: {yaml_problem(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level")
     try:
         return CareConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{where}: {_describe(exc, model=CareConfig)}") from None
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """PyYAML's multi-line report as one line: where, and what is wrong there."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    return where + " ".join(str(problem).split())
-
-
-def _describe(exc: ValidationError, *, upper: bool = False,
-              model: type[BaseModel] | None = None) -> str:
-    parts = []
-    for error in exc.errors(include_input=False, include_url=False):
-        loc = ".".join(str(p) for p in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden" and model is not None:
-            message = _unknown_key(error["loc"], model)
-        if loc:
-            message = f"{loc.upper() if upper else loc}: {message}"
-        parts.append(message)
-    return "; ".join(parts)
-
-
-def _unknown_key(loc: Sequence[int | str], model: type[BaseModel]) -> str:
-    """"unknown key", with the key most likely meant (a typo) or the keys allowed there."""
-    known = _keys_at(model, loc[:-1])
-    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.75)
-    if close:
-        return f"unknown key; did you mean `{close[0]}`?"
-    if known and len(known) <= 12:
-        return "unknown key; expected one of " + ", ".join(f"`{k}`" for k in sorted(known))
-    return "unknown key"
-
-
-def _keys_at(model: type[BaseModel], path: Sequence[int | str]) -> list[str]:
-    """The field names of the model found at ``path`` below ``model`` ([] if none is)."""
-    annotation: Any = model
-    for part in path:
-        annotation = _single_type(annotation)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            field = annotation.model_fields.get(str(part))
-            if field is None:
-                return []
-            annotation = field.annotation
-        else:  # a list item or a dict value
-            args = get_args(annotation)
-            if not args:
-                return []
-            annotation = args[-1]
-    annotation = _single_type(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return list(annotation.model_fields)
-    return []
-
-
-def _single_type(annotation: Any) -> Any:
-    """``X`` for ``X | None`` and ``Annotated[X, ...]``; unions of several types stay."""
-    while True:
-        origin = get_origin(annotation)
-        if origin is Annotated:
-            annotation = get_args(annotation)[0]
-        elif origin in (Union, types.UnionType):
-            args = [a for a in get_args(annotation) if a is not type(None)]
-            if len(args) != 1:
-                return annotation
-            annotation = args[0]
-        else:
-            return annotation
+        raise ConfigError(f"{where}: {describe(exc, model=CareConfig)}") from None
