@@ -7,6 +7,8 @@
     ├── NotAllowed           the user lacks the role for an action
     ├── InvalidInput         a request body or file that cannot be used
     └── SourceUnavailable    a listening source failed (network, 4xx/5xx, bad body)
+        └── Gone             what was asked for is not there (HTTP 404/410, a post
+                             deleted, archived or locked): retrying will not help
 
 Handlers turn a ``CarebotError`` into a clear ephemeral message; anything else is
 logged with an error id the user sees.
@@ -43,4 +45,8 @@ class InvalidInput(CarebotError):
 
 
 class SourceUnavailable(CarebotError):
+    pass
+
+
+class Gone(SourceUnavailable):
     pass

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from bot.domain import MentionIn, language_subtag
-from bot.errors import SourceUnavailable
+from bot.errors import Gone, SourceUnavailable
 
 USER_AGENT = "carebot/0.1 (social customer care; +https://github.com/carebot/carebot)"
 
@@ -138,7 +138,8 @@ class HttpConnector:
             raise RateLimited(f"{where}: HTTP 429 rate limited",
                               retry_after(response.headers.get("Retry-After")))
         if response.status_code >= 400 and response.status_code not in allow:
-            raise SourceUnavailable(f"{where}: HTTP {response.status_code}")
+            error = Gone if response.status_code in (404, 410) else SourceUnavailable
+            raise error(f"{where}: HTTP {response.status_code}")
         return response
 
     def get_json(self, path: str, **kwargs: Any) -> Any:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.domain import MentionIn
-from bot.errors import NotAllowed, SourceUnavailable
+from bot.errors import Gone, NotAllowed
 from bot.sources.base import (
     MentionRef,
     Page,
@@ -110,7 +110,7 @@ class BlueskySource(Connector):
                                   params={"uris": mention.external_id}, headers=auth)
         posts = body.get("posts") if isinstance(body, dict) else None
         if not posts:
-            raise SourceUnavailable(f"{self.name}: the post to answer is gone")
+            raise Gone(f"{self.name}: the post to answer is gone")
         parent = {"uri": posts[0]["uri"], "cid": posts[0]["cid"]}
         root = ((posts[0].get("record") or {}).get("reply") or {}).get("root") or parent
         did = self._session["did"] if self._session else ""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.domain import MentionIn
-from bot.errors import SourceUnavailable
+from bot.errors import Gone, SourceUnavailable
 from bot.sources.base import (
     MentionRef,
     Page,
@@ -24,6 +24,9 @@ from bot.sources.base import (
     parse_time,
 )
 from bot.sources.connector import Connector
+
+#: Reddit's refusals of a reply to a thread that is gone: deleted, archived or locked.
+GONE_CODES = {"DELETED_LINK", "DELETED_COMMENT", "TOO_OLD", "THREAD_LOCKED"}
 
 WEB = "https://www.reddit.com"
 
@@ -81,8 +84,10 @@ class RedditSource(Connector):
         body = decode_json(response, "reddit /api/comment")
         result = body.get("json", {}) if isinstance(body, dict) else {}
         if result.get("errors"):
-            codes = ", ".join(str(e[0]) for e in result["errors"] if e)
-            raise SourceUnavailable(f"reddit refused the reply: {codes}")
+            codes = [str(e[0]) for e in result["errors"] if e]
+            # A deleted, archived or locked thread takes no reply, however often asked.
+            error = Gone if GONE_CODES.intersection(codes) else SourceUnavailable
+            raise error(f"reddit refused the reply: {', '.join(codes)}")
         try:
             thing = result["data"]["things"][0]["data"]
         except (KeyError, IndexError, TypeError):

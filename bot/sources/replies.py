@@ -24,7 +24,7 @@ import httpx
 import regex
 
 from bot.config import CareConfig
-from bot.errors import ConfigError, InvalidInput, NotAllowed, SourceUnavailable
+from bot.errors import ConfigError, Gone, InvalidInput, NotAllowed
 from bot.sources.base import MentionRef
 from bot.sources.registry import build_source, find_source_config
 
@@ -38,10 +38,6 @@ REPLY_LIMITS = {"mastodon": 500, "bluesky": 300, "reddit": 10000, "discourse": 3
 MASTODON_URL_RE = re.compile(r"https?://\S+")
 MASTODON_REMOTE_RE = re.compile(r"(@\w+)@[\w.-]*\w")
 MASTODON_URL_LENGTH = 23
-#: The messages ``bot.sources.base`` and the connectors raise when the post to answer
-#: is gone (deleted, or archived/locked on Reddit): no retry can bring it back.
-GONE_RE = re.compile(r"HTTP (404|410)$|the post to answer is gone|"
-                     r"\b(DELETED_LINK|DELETED_COMMENT|TOO_OLD|THREAD_LOCKED)\b")
 
 
 def _graphemes(text: str) -> int:
@@ -128,10 +124,8 @@ def send_reply(config: CareConfig, *, source: str, external_id: str, text: str,
             raise NotAllowed(f"{source} has no reply credentials configured.")
         return connector.reply(MentionRef(external_id=external_id, url=url, author=author),
                                text.strip())
-    except SourceUnavailable as exc:
-        if GONE_RE.search(str(exc)):  # retrying cannot bring a deleted post back
-            raise NotAllowed(f"The {source} post was deleted or can no longer be answered "
-                             f"({exc}).") from None
-        raise
+    except Gone as exc:  # retrying cannot bring a deleted post back
+        raise NotAllowed(f"The {source} post was deleted or can no longer be answered "
+                         f"({exc}).") from None
     finally:
         connector.close()
